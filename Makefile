@@ -1,0 +1,35 @@
+# The two commands of the README: `make lab` and `make test`. Both install
+# what they need on a fresh Debian 12 machine (run as root).
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PYTEST := $(VENV)/bin/pytest
+
+.PHONY: deps secrets render test test-fast test-unit lab lab-destroy roster clean
+
+deps:
+	tools/install-deps.sh
+
+secrets: deps
+	$(PY) tools/gen_secrets.py
+
+roster: deps
+	$(PY) tools/roster.py
+
+render: deps
+	$(PY) tools/render.py
+
+test: deps
+	$(PYTEST) -ra tests
+
+# The inner loop: unit tests and one render per OS family (a few seconds).
+test-fast: deps
+	$(PYTEST) -ra -m "not slow and not integration and not lab" tests
+
+lab:
+	@echo "make lab: the local rehearsal is not built yet (issue 8)"; exit 2
+
+lab-destroy:
+	@echo "make lab-destroy: nothing to destroy (issue 8)"; exit 0
+
+clean:
+	rm -rf $(VENV) .pytest_cache

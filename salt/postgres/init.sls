@@ -1,0 +1,1 @@
+# Not implemented yet: see the issue for this role area.

@@ -1,0 +1,48 @@
+# States by role. A host's roles come from the inventory (pillar `roles`,
+# see pillar/inventory.sls); the base role also sets them as the `roles`
+# grain so that `salt -G roles:etcd ...` targets work from the master.
+base:
+  '*':
+    - base
+  'roles:etcd':
+    - match: pillar
+    - etcd
+  'roles:postgres':
+    - match: pillar
+    - postgres
+  'roles:rabbitmq':
+    - match: pillar
+    - rabbitmq
+  'roles:haproxy':
+    - match: pillar
+    - haproxy
+  'roles:nfs':
+    - match: pillar
+    - storage.nfs
+  'roles:ftp':
+    - match: pillar
+    - ftp
+  'roles:card_target':
+    - match: pillar
+    - card_target
+  'roles:scheduler':
+    - match: pillar
+    - airflow.scheduler
+  'roles:webserver':
+    - match: pillar
+    - airflow.webserver
+  'roles:dag_processor':
+    - match: pillar
+    - airflow.dag_processor
+  'roles:worker':
+    - match: pillar
+    - airflow.worker
+  'roles:flower':
+    - match: pillar
+    - airflow.flower
+  'roles:triggerer':
+    - match: pillar
+    - airflow.triggerer
+  'roles:monitoring':
+    - match: pillar
+    - monitoring

@@ -1,0 +1,46 @@
+"""Fixtures shared by every test area (each area adds its own conftest)."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tools"))
+sys.path.insert(0, str(REPO))
+
+
+@pytest.fixture(scope="session")
+def repo_root():
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def minion_opts(tmp_path_factory):
+    """Masterless minion opts that load the repo's own _modules and _states."""
+    import salt.config
+
+    tmp = tmp_path_factory.mktemp("minion")
+    opts = salt.config.minion_config(None)
+    opts.update(
+        {
+            "id": "test-minion",
+            "file_client": "local",
+            "file_roots": {"base": [str(REPO / "salt")]},
+            "pillar_roots": {"base": [str(REPO / "pillar")]},
+            "cachedir": str(tmp / "cache"),
+            "module_dirs": [str(REPO / "_modules")],
+            "states_dirs": [str(REPO / "_states")],
+        }
+    )
+    return opts
+
+
+@pytest.fixture
+def loaders(minion_opts):
+    """pytest-salt-factories functional loaders over the repo's modules and states."""
+    from saltfactories.utils.functional import Loaders
+
+    loaders = Loaders(minion_opts)
+    yield loaders
+    loaders.reset_state()

@@ -1,0 +1,192 @@
+"""The inventory checks: each bad input gives a message naming the key and the fix."""
+
+import pytest
+
+import _modules.ha_inventory as ha_inventory
+from salt.exceptions import CommandExecutionError
+from tests.helpers.inventory import TOPOLOGIES, copy_inventory, hosts_with_role, load_inventory, load_ports
+
+import gen_secrets
+
+
+@pytest.fixture(scope="module")
+def secrets():
+    tree = {}
+    gen_secrets.fill(tree)
+    return tree
+
+
+@pytest.fixture
+def configure_loader_modules(secrets):
+    return {ha_inventory: {"__pillar__": {"inventory": load_inventory("full"), "secrets": secrets, "ports": load_ports()},
+                           "__grains__": {"id": "sql1"}, "__opts__": {}}}
+
+
+def errors_of(inventory, secrets, ports=None):
+    return ha_inventory.find_errors(inventory, secrets, ports if ports is not None else load_ports())
+
+
+@pytest.mark.parametrize("topology", TOPOLOGIES)
+def test_shipped_topologies_are_valid(topology, secrets):
+    assert errors_of(load_inventory(topology), secrets) == []
+
+
+def test_full_topology_is_the_13_hosts_of_the_seed():
+    inv = load_inventory("full")
+    assert len(inv["hosts"]) == 13
+    assert inv["hosts"]["sql1"]["ip"] == "192.168.83.148"
+    assert inv["vips"]["main"]["ip"] == "192.168.83.210"
+    assert inv["vips"]["nfs"]["ip"] == "192.168.83.220"
+
+
+def test_compact_topology_keeps_quorum_and_two_of_each_airflow_component():
+    inv = load_inventory("compact")
+    for role in ("etcd", "postgres", "rabbitmq"):
+        assert len(hosts_with_role(inv, role)) == 3
+    for role in ("scheduler", "webserver", "worker", "haproxy", "dag_processor"):
+        assert len(hosts_with_role(inv, role)) == 2, role
+
+
+@pytest.mark.parametrize("role,members", [("etcd", ["sql1", "sql2"]), ("postgres", ["sql1", "sql2", "sql3", "ftp"]),
+                                          ("rabbitmq", ["mq1"])])
+def test_even_or_too_few_members_fail(role, members, secrets):
+    inv = copy_inventory()
+    for name, host in inv["hosts"].items():
+        host["roles"] = [r for r in host["roles"] if r != role] + ([role] if name in members else [])
+    errors = errors_of(inv, secrets)
+    assert any(f"role {role!r} has {len(members)} hosts" in e and "odd number" in e for e in errors), errors
+
+
+def test_duplicate_ip_fails(secrets):
+    inv = copy_inventory()
+    inv["hosts"]["sql2"]["ip"] = inv["hosts"]["sql1"]["ip"]
+    errors = errors_of(inv, secrets)
+    assert any(e.startswith("inventory:hosts:sql2:ip 192.168.83.148 is also the address of 'sql1'") for e in errors), errors
+
+
+def test_duplicate_hostname_fails(secrets):
+    inv = copy_inventory()
+    inv["hosts"]["SQL1"] = dict(inv["hosts"]["sql1"], ip="192.168.83.200")
+    errors = errors_of(inv, secrets)
+    assert any("inventory:hosts:SQL1: hostname duplicates 'sql1'" in e for e in errors), errors
+
+
+def test_vip_hostname_colliding_with_a_host_fails(secrets):
+    inv = copy_inventory()
+    inv["vips"]["main"]["hostname"] = "airflow"
+    assert any(e.startswith("inventory:vips:main:hostname 'airflow' is also a host's name") for e in errors_of(inv, secrets))
+
+
+def test_role_with_no_host_fails(secrets):
+    inv = copy_inventory()
+    inv["hosts"]["worker1"]["roles"] = []
+    errors = errors_of(inv, secrets)
+    assert any("role 'worker'" in e and "has no host" in e for e in errors), errors
+
+
+def test_unknown_role_fails(secrets):
+    inv = copy_inventory()
+    inv["hosts"]["worker1"]["roles"].append("sheduler")
+    errors = errors_of(inv, secrets)
+    assert any(e.startswith("inventory:hosts:worker1:roles: unknown role 'sheduler'") for e in errors), errors
+
+
+def test_vip_outside_every_subnet_fails(secrets):
+    inv = copy_inventory()
+    inv["vips"]["main"]["ip"] = "10.9.9.9"
+    errors = errors_of(inv, secrets)
+    assert any(e.startswith("inventory:vips:main:ip 10.9.9.9 is inside no host's subnet") for e in errors), errors
+
+
+def test_vip_on_a_host_address_fails(secrets):
+    inv = copy_inventory()
+    inv["vips"]["nfs"]["ip"] = inv["hosts"]["ftp"]["ip"]
+    assert any("inventory:vips:nfs:ip" in e and "is the address of host 'ftp'" in e for e in errors_of(inv, secrets))
+
+
+def test_vip_of_a_role_with_no_host_fails(secrets):
+    inv = copy_inventory()
+    for host in inv["hosts"].values():
+        host["roles"] = [r for r in host["roles"] if r != "nfs"]
+    assert any(e.startswith("inventory:vips:nfs:role 'nfs' has no host") for e in errors_of(inv, secrets))
+
+
+def test_host_outside_the_network_fails(secrets):
+    inv = copy_inventory()
+    inv["hosts"]["card1"]["ip"] = "10.1.1.1"
+    assert any(e.startswith("inventory:hosts:card1:ip 10.1.1.1 is outside inventory:network") for e in errors_of(inv, secrets))
+
+
+@pytest.mark.parametrize("path", ["postgres:replication_password", "rabbitmq:erlang_cookie", "airflow:fernet_key",
+                                  "keepalived:auth_pass", "card:ssh_private_key"])
+def test_missing_secret_fails_naming_the_key_and_the_fix(path, secrets):
+    import copy
+
+    broken = copy.deepcopy(secrets)
+    group, key = path.split(":")
+    del broken[group][key]
+    errors = errors_of(load_inventory("full"), broken)
+    assert any(e.startswith(f"secrets:{path} is missing") and "make secrets" in e for e in errors), errors
+
+
+def test_no_secrets_at_all_lists_every_missing_secret():
+    inv = load_inventory("full")
+    errors = errors_of(inv, None)
+    needed = {p for role, paths in ha_inventory.REQUIRED_SECRETS.items() if hosts_with_role(inv, role) for p in paths}
+    assert len(needed) >= 15
+    assert sorted(e.split()[0] for e in errors) == sorted(f"secrets:{p}" for p in needed)
+
+
+def test_known_default_password_is_refused(secrets):
+    import copy
+
+    broken = copy.deepcopy(secrets)
+    broken["postgres"]["airflow_password"] = "airflow_pass"
+    assert any(e.startswith("secrets:postgres:airflow_password is a well-known default password") for e in errors_of(load_inventory("full"), broken))
+
+
+def test_bad_fernet_key_and_long_vrrp_password_fail(secrets):
+    import copy
+
+    broken = copy.deepcopy(secrets)
+    broken["airflow"]["fernet_key"] = "not-a-key"
+    broken["keepalived"]["auth_pass"] = "123456789"
+    errors = errors_of(load_inventory("full"), broken)
+    assert any(e.startswith("secrets:airflow:fernet_key is not a Fernet key") for e in errors)
+    assert any(e.startswith("secrets:keepalived:auth_pass is longer than 8") for e in errors)
+
+
+def test_port_map_with_unknown_role_fails(secrets):
+    ports = load_ports() + [{"role": "database", "port": 1, "proto": "tcp", "from_roles": ["all"]}]
+    assert any("unknown role 'database'" in e for e in errors_of(load_inventory("full"), secrets, ports))
+
+
+def test_validate_raises_with_every_message(secrets):
+    inv = copy_inventory()
+    inv["hosts"]["sql2"]["ip"] = inv["hosts"]["sql1"]["ip"]
+    ha_inventory.__pillar__["inventory"] = inv
+    with pytest.raises(CommandExecutionError, match=r"Invalid pillar, nothing was applied:\n  - inventory:hosts:sql2:ip"):
+        ha_inventory.validate()
+
+
+def test_load_refuses_a_minion_not_in_the_inventory():
+    ha_inventory.__grains__["id"] = "stranger"
+    with pytest.raises(CommandExecutionError, match="minion's id 'stranger' is not in inventory:hosts"):
+        ha_inventory.load()
+
+
+def test_firewall_rules_follow_the_port_map():
+    rules = {(r["port"], r["proto"]): r for r in ha_inventory.firewall_rules("sql1")}
+    inv = load_inventory("full")
+    sql_ips = sorted(inv["hosts"][n]["ip"] for n in ("sql1", "sql2", "sql3"))
+    assert rules[("2380", "tcp")]["sources"] == sorted(sql_ips, key=lambda ip: tuple(map(int, ip.split("."))))
+    assert inv["hosts"]["worker1"]["ip"] not in rules[("5432", "tcp")]["sources"]
+    assert ("5672", "tcp") not in rules  # RabbitMQ is not on sql1
+    assert rules[("22", "tcp")]["sources"][0] == "192.168.83.0/24"  # admin network defaults to the inventory's
+
+
+def test_admin_networks_replace_the_default():
+    rules = {(r["port"], r["proto"]): r for r in ha_inventory.firewall_rules("airflow", ["10.20.0.0/16"])}
+    assert "10.20.0.0/16" in rules[("22", "tcp")]["sources"]
+    assert "192.168.83.0/24" not in rules[("22", "tcp")]["sources"]
+    assert rules[("vrrp", "vrrp")]["sources"] == ["192.168.83.129", "192.168.83.154"]

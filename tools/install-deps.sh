@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install what the tests need on a fresh Debian 12 machine (root): the Debian
+# packages of requirements/apt-test.txt and a virtualenv (.venv) with
+# requirements/test.txt. Re-running is a no-op when nothing is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mapfile -t pkgs < <(sed -e 's/#.*//' -e '/^\s*$/d' requirements/apt-test.txt)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian starts some services on install; the tests start their own.
+  for svc in postgresql patroni etcd rabbitmq-server haproxy keepalived vsftpd prometheus; do
+    if [ -x "/etc/init.d/$svc" ]; then "/etc/init.d/$svc" stop >/dev/null 2>&1 || true; fi
+  done
+fi
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ] || ! cmp -s requirements/test.txt .venv/.requirements; then
+  "$python" -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements/test.txt
+  cp requirements/test.txt .venv/.requirements
+fi

@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Render the highstate of every host of every topology for both OS families.
+
+    tools/render.py [--topology full --topology compact] [--os debian12 --os rocky9] [-v]
+
+Each host is compiled as a masterless minion with faked grains (its inventory
+name as minion id, Debian 12 or Rocky Linux 9) and run with ``mock=True``:
+Salt renders every SLS, checks every requisite and orders the run, but calls
+no state function, so nothing on this machine changes. Throwaway secrets are
+generated into a temporary pillar root. Ends with the line
+``rendered H hosts x F os families, N errors`` and exits non-zero on errors.
+"""
+
+import argparse
+import concurrent.futures
+import os
+import sys
+import tempfile
+import warnings
+
+warnings.filterwarnings("ignore")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+
+import yaml  # noqa: E402
+
+import gen_secrets  # noqa: E402
+
+OS_GRAINS = {
+    "debian12": {
+        "os": "Debian", "os_family": "Debian", "osfinger": "Debian-12", "osmajorrelease": 12,
+        "osrelease": "12", "oscodename": "bookworm", "osarch": "amd64", "init": "systemd",
+        "virtual": "kvm", "virtual_subtype": None, "cpuarch": "x86_64",
+    },
+    "rocky9": {
+        "os": "Rocky", "os_family": "RedHat", "osfinger": "Rocky Linux-9", "osmajorrelease": 9,
+        "osrelease": "9.4", "oscodename": "Blue Onyx", "osarch": "x86_64", "init": "systemd",
+        "virtual": "kvm", "virtual_subtype": None, "cpuarch": "x86_64",
+    },
+}
+
+
+def topology_hosts(topology):
+    with open(os.path.join(ROOT, "pillar", "inventory", f"{topology}.yaml")) as f:
+        return sorted((yaml.safe_load(f) or {}).get("hosts") or {})
+
+
+def minion_opts(host, topology, os_name, secrets_dir, cache_root, extra_pillar_roots=()):
+    import salt.config
+
+    opts = salt.config.minion_config(None)
+    opts.update(
+        {
+            "id": host,
+            "file_client": "local",
+            "file_roots": {"base": [os.path.join(ROOT, "salt")]},
+            "pillar_roots": {"base": [os.path.join(ROOT, "pillar"), secrets_dir, *extra_pillar_roots]},
+            "airflow_ha_topology": topology,
+            "cachedir": os.path.join(cache_root, f"{topology}-{os_name}-{host}"),
+            "extension_modules": os.path.join(cache_root, "extmods"),
+            "grains": dict(OS_GRAINS[os_name], id=host, host=host, nodename=host, fqdn=host),
+            "log_level": "quiet",
+            "state_verbose": False,
+        }
+    )
+    return opts
+
+
+def render_host(args):
+    """Compile and mock-run one host's highstate; return (label, [errors])."""
+    host, topology, os_name, secrets_dir, cache_root = args
+    import salt.client
+
+    label = f"{topology}/{os_name}/{host}"
+    try:
+        caller = salt.client.Caller(mopts=minion_opts(host, topology, os_name, secrets_dir, cache_root))
+        ret = caller.cmd("state.highstate", mock=True)
+    except Exception as exc:  # a render error can surface as an exception
+        return label, [f"{type(exc).__name__}: {exc}"]
+    if isinstance(ret, list):  # render/compile errors come back as a list of strings
+        return label, [str(e) for e in ret]
+    if isinstance(ret, str):
+        return label, [ret]
+    errors = []
+    for state_id, result in ret.items():
+        if result.get("result") is False:
+            errors.append(f"{state_id}: {result.get('comment')}")
+    return label, errors
+
+
+def sync_modules(secrets_dir, cache_root):
+    import salt.client
+
+    host = topology_hosts("full")[0]
+    caller = salt.client.Caller(mopts=minion_opts(host, "full", "debian12", secrets_dir, cache_root))
+    caller.cmd("saltutil.sync_all")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--topology", action="append", help="full and compact by default")
+    parser.add_argument("--os", action="append", choices=sorted(OS_GRAINS), help="all by default")
+    parser.add_argument("--host", action="append", help="only these hosts")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    topologies = args.topology or ["full", "compact"]
+    os_names = args.os or sorted(OS_GRAINS)
+
+    with tempfile.TemporaryDirectory(prefix="airflow-ha-render-") as tmp:
+        secrets_dir = os.path.join(tmp, "secrets")
+        data = {"secrets": {}}
+        gen_secrets.fill(data["secrets"])
+        gen_secrets.write_private(os.path.join(secrets_dir, "airflow_ha_secrets.sls"), yaml.safe_dump(data))
+        cache_root = os.path.join(tmp, "cache")
+        sync_modules(secrets_dir, cache_root)
+        jobs = [
+            (host, topo, os_name, secrets_dir, cache_root)
+            for topo in topologies
+            for host in topology_hosts(topo)
+            if not args.host or host in args.host
+            for os_name in os_names
+        ]
+        failures = 0
+        with concurrent.futures.ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            for label, errors in pool.map(render_host, jobs):
+                if errors:
+                    failures += len(errors)
+                    print(f"FAIL {label}")
+                    for err in errors:
+                        print("   ", err.replace("\n", "\n    "))
+                elif args.verbose:
+                    print(f"ok   {label}")
+    hosts = len({(j[1], j[0]) for j in jobs})
+    print(f"rendered {hosts} hosts x {len(os_names)} os families, {failures} errors")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
