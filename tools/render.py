@@ -46,7 +46,7 @@ def topology_hosts(topology):
         return sorted((yaml.safe_load(f) or {}).get("hosts") or {})
 
 
-def minion_opts(host, topology, os_name, secrets_dir, cache_root, extra_pillar_roots=()):
+def minion_opts(host, topology, os_name, secrets_dir, cache_root, override_roots=()):
     import salt.config
 
     opts = salt.config.minion_config(None)
@@ -55,7 +55,8 @@ def minion_opts(host, topology, os_name, secrets_dir, cache_root, extra_pillar_r
             "id": host,
             "file_client": "local",
             "file_roots": {"base": [os.path.join(ROOT, "salt")]},
-            "pillar_roots": {"base": [os.path.join(ROOT, "pillar"), secrets_dir, *extra_pillar_roots]},
+            # an override root comes first: its files shadow the repo's
+            "pillar_roots": {"base": [*override_roots, os.path.join(ROOT, "pillar"), secrets_dir]},
             "airflow_ha_topology": topology,
             "cachedir": os.path.join(cache_root, f"{topology}-{os_name}-{host}"),
             "extension_modules": os.path.join(cache_root, "extmods"),
@@ -69,12 +70,12 @@ def minion_opts(host, topology, os_name, secrets_dir, cache_root, extra_pillar_r
 
 def render_host(args):
     """Compile and mock-run one host's highstate; return (label, [errors])."""
-    host, topology, os_name, secrets_dir, cache_root = args
+    host, topology, os_name, secrets_dir, cache_root, override_roots = args
     import salt.client
 
     label = f"{topology}/{os_name}/{host}"
     try:
-        caller = salt.client.Caller(mopts=minion_opts(host, topology, os_name, secrets_dir, cache_root))
+        caller = salt.client.Caller(mopts=minion_opts(host, topology, os_name, secrets_dir, cache_root, override_roots))
         ret = caller.cmd("state.highstate", mock=True)
     except Exception as exc:  # a render error can surface as an exception
         return label, [f"{type(exc).__name__}: {exc}"]
@@ -103,6 +104,9 @@ def main(argv=None):
     parser.add_argument("--os", action="append", choices=sorted(OS_GRAINS), help="all by default")
     parser.add_argument("--host", action="append", help="only these hosts")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--pillar-override", action="append", default=[], metavar="DIR",
+                        help="a pillar root whose files shadow the repo's (e.g. inventory/full.yaml)")
+    parser.add_argument("--secrets", metavar="FILE", help="use this secrets pillar file instead of throwaway ones")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     topologies = args.topology or ["full", "compact"]
@@ -110,13 +114,18 @@ def main(argv=None):
 
     with tempfile.TemporaryDirectory(prefix="airflow-ha-render-") as tmp:
         secrets_dir = os.path.join(tmp, "secrets")
-        data = {"secrets": {}}
-        gen_secrets.fill(data["secrets"])
-        gen_secrets.write_private(os.path.join(secrets_dir, "airflow_ha_secrets.sls"), yaml.safe_dump(data))
+        if args.secrets:
+            with open(args.secrets) as f:
+                text = f.read()
+        else:
+            data = {"secrets": {}}
+            gen_secrets.fill(data["secrets"])
+            text = yaml.safe_dump(data)
+        gen_secrets.write_private(os.path.join(secrets_dir, "airflow_ha_secrets.sls"), text)
         cache_root = os.path.join(tmp, "cache")
         sync_modules(secrets_dir, cache_root)
         jobs = [
-            (host, topo, os_name, secrets_dir, cache_root)
+            (host, topo, os_name, secrets_dir, cache_root, tuple(os.path.abspath(d) for d in args.pillar_override))
             for topo in topologies
             for host in topology_hosts(topo)
             if not args.host or host in args.host

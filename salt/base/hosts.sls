@@ -1,5 +1,9 @@
 {%- from 'base/map.jinja' import inventory with context %}
 # /etc/hosts: every host of the inventory and every VIP, by FQDN and short name.
+base-hosts-localhost:
+  host.present:
+    - name: localhost
+    - ip: [127.0.0.1, '::1']
 {%- for name, host in inventory.hosts.items() %}
 base-hosts-entry-{{ name }}:
   host.only:

@@ -190,3 +190,13 @@ def test_admin_networks_replace_the_default():
     assert "10.20.0.0/16" in rules[("22", "tcp")]["sources"]
     assert "192.168.83.0/24" not in rules[("22", "tcp")]["sources"]
     assert rules[("vrrp", "vrrp")]["sources"] == ["192.168.83.129", "192.168.83.154"]
+
+
+def test_roster_has_every_inventory_host_at_its_ip():
+    import roster
+
+    inv = load_inventory("full")
+    entries = roster.roster(inv, "airflowops")
+    assert sorted(entries) == sorted(inv["hosts"])
+    assert entries["sql1"] == {"host": "192.168.83.148", "user": "airflowops", "sudo": True,
+                               "minion_opts": {"airflow_ha_topology": "full"}}

@@ -1,0 +1,73 @@
+"""`make render`: every host of both topologies compiles for both OS families,
+and bad pillar stops the render, naming the key, before anything is applied."""
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tests.helpers.inventory import REPO, TOPOLOGIES, load_inventory
+
+RENDER = [sys.executable, str(REPO / "tools" / "render.py")]
+
+
+def render(*args):
+    proc = subprocess.run(RENDER + list(args), capture_output=True, text=True, timeout=900)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def write_inventory_override(tmp_path, topology, mutate):
+    inv = load_inventory(topology)
+    mutate(inv)
+    (tmp_path / "inventory").mkdir()
+    (tmp_path / "inventory" / f"{topology}.yaml").write_text(yaml.safe_dump(inv))
+    return str(tmp_path)
+
+
+def test_one_host_with_most_roles_renders_for_both_os_families():
+    rc, out = render("--topology", "compact", "--host", "af1")
+    assert rc == 0, out
+    assert out.strip().splitlines()[-1] == "rendered 1 hosts x 2 os families, 0 errors"
+
+
+@pytest.mark.slow
+def test_every_host_of_both_topologies_renders_for_both_os_families():
+    hosts = sum(len(load_inventory(t)["hosts"]) for t in TOPOLOGIES)
+    rc, out = render()
+    assert rc == 0, out
+    assert out.strip().splitlines()[-1] == f"rendered {hosts} hosts x 2 os families, 0 errors"
+
+
+def test_duplicate_ip_fails_the_render_naming_the_key(tmp_path):
+    def dup(inv):
+        inv["hosts"]["sql2"]["ip"] = inv["hosts"]["sql1"]["ip"]
+
+    override = write_inventory_override(tmp_path, "full", dup)
+    rc, out = render("--topology", "full", "--host", "worker1", "--os", "debian12", "--pillar-override", override)
+    assert rc == 1
+    assert "Invalid pillar, nothing was applied" in out
+    assert "inventory:hosts:sql2:ip 192.168.83.148 is also the address of 'sql1'" in out
+
+
+def test_even_etcd_membership_fails_the_render(tmp_path):
+    def drop(inv):
+        inv["hosts"]["sql3"]["roles"].remove("etcd")
+
+    override = write_inventory_override(tmp_path, "full", drop)
+    rc, out = render("--topology", "full", "--host", "sql1", "--os", "rocky9", "--pillar-override", override)
+    assert rc == 1
+    assert "role 'etcd' has 2 hosts (sql1, sql2)" in out
+
+
+def test_missing_secret_fails_the_render_naming_the_key_and_the_fix(tmp_path):
+    import gen_secrets
+
+    tree = {}
+    gen_secrets.fill(tree)
+    del tree["postgres"]["replication_password"]
+    secrets = tmp_path / "secrets.sls"
+    secrets.write_text(yaml.safe_dump({"secrets": tree}))
+    rc, out = render("--topology", "compact", "--host", "db1", "--os", "debian12", "--secrets", str(secrets))
+    assert rc == 1
+    assert "secrets:postgres:replication_password is missing (needed by role 'postgres'): run `make secrets`" in out
