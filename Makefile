@@ -16,7 +16,7 @@ roster: deps
 	$(PY) tools/roster.py
 
 render: deps
-	$(PY) tools/render.py
+	PYTHONWARNINGS=ignore $(PY) tools/render.py
 
 test: deps
 	$(PYTEST) -ra tests

@@ -10,6 +10,7 @@ ports:
   - {role: etcd, port: 2379, proto: tcp, from_roles: [etcd, postgres, monitoring], purpose: etcd clients (Patroni)}
   - {role: etcd, port: 2380, proto: tcp, from_roles: [etcd], purpose: etcd peers}
   - {role: postgres, port: 5432, proto: tcp, from_roles: [postgres, haproxy, monitoring], purpose: "PostgreSQL: replication, HAProxy backends"}
+  - {role: postgres, port: 9187, proto: tcp, from_roles: [monitoring], purpose: postgres_exporter}
   - {role: postgres, port: 8008, proto: tcp, from_roles: [postgres, haproxy, monitoring], purpose: Patroni REST API (HAProxy health checks)}
   - {role: rabbitmq, port: 5672, proto: tcp, from_roles: [scheduler, webserver, dag_processor, worker, flower, triggerer, rabbitmq], purpose: AMQP}
   - {role: rabbitmq, port: 15672, proto: tcp, from_roles: [haproxy, monitoring, rabbitmq], purpose: RabbitMQ management}

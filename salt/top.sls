@@ -4,6 +4,7 @@
 base:
   '*':
     - base
+    - monitoring.exporters
   'roles:etcd':
     - match: pillar
     - etcd

@@ -19,6 +19,7 @@ import tempfile
 import warnings
 
 warnings.filterwarnings("ignore")
+os.environ.setdefault("PYTHONWARNINGS", "ignore")  # for the worker processes too
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
@@ -60,11 +61,17 @@ def minion_opts(host, topology, os_name, secrets_dir, cache_root, override_roots
             "airflow_ha_topology": topology,
             "cachedir": os.path.join(cache_root, f"{topology}-{os_name}-{host}"),
             "extension_modules": os.path.join(cache_root, "extmods"),
-            "grains": dict(OS_GRAINS[os_name], id=host, host=host, nodename=host, fqdn=host),
             "log_level": "quiet",
             "state_verbose": False,
         }
     )
+    # Salt reads static grains (which override the detected ones) only from
+    # the config file, so the faked grains go into one.
+    os.makedirs(opts["cachedir"], exist_ok=True)
+    conf_file = os.path.join(opts["cachedir"], "minion")
+    with open(conf_file, "w") as f:
+        yaml.safe_dump({"grains": dict(OS_GRAINS[os_name], id=host, host=host, nodename=host, fqdn=host)}, f)
+    opts["conf_file"] = conf_file
     return opts
 
 
@@ -83,10 +90,20 @@ def render_host(args):
         return label, [str(e) for e in ret]
     if isinstance(ret, str):
         return label, [ret]
-    errors = []
+    errors, unavailable = [], set()
     for state_id, result in ret.items():
-        if result.get("result") is False:
-            errors.append(f"{state_id}: {result.get('comment')}")
+        comment = str(result.get("comment"))
+        if result.get("result") is not False:
+            continue
+        # A faked OS family's execution modules (yum, firewalld...) cannot load
+        # on this machine: the state compiled and its requisites resolved, it
+        # just cannot be mock-called here. Its dependents fail in cascade.
+        if "__virtual__ returned False" in comment and "was not found in SLS" in comment:
+            unavailable.add(state_id)
+            continue
+        if comment.startswith("One or more requisite failed"):
+            continue
+        errors.append(f"{state_id}: {comment}")
     return label, errors
 
 

@@ -14,7 +14,7 @@ RENDER = [sys.executable, str(REPO / "tools" / "render.py")]
 
 def render(*args):
     proc = subprocess.run(RENDER + list(args), capture_output=True, text=True, timeout=900)
-    return proc.returncode, proc.stdout + proc.stderr
+    return proc.returncode, proc.stderr + proc.stdout  # the summary line ends stdout
 
 
 def write_inventory_override(tmp_path, topology, mutate):

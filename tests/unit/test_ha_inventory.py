@@ -31,9 +31,12 @@ def test_shipped_topologies_are_valid(topology, secrets):
     assert errors_of(load_inventory(topology), secrets) == []
 
 
-def test_full_topology_is_the_13_hosts_of_the_seed():
+def test_full_topology_is_the_13_hosts_of_the_seed_plus_monitoring():
     inv = load_inventory("full")
-    assert len(inv["hosts"]) == 13
+    seed_hosts = {"airflow", "scheduler2", "haproxy2", "ftp", "nfs2", "worker1", "card1", "mq1", "mq2", "mq3",
+                  "sql1", "sql2", "sql3"}
+    assert set(inv["hosts"]) == seed_hosts | {"monitor1"}
+    assert inv["hosts"]["monitor1"]["roles"] == ["monitoring"]
     assert inv["hosts"]["sql1"]["ip"] == "192.168.83.148"
     assert inv["vips"]["main"]["ip"] == "192.168.83.210"
     assert inv["vips"]["nfs"]["ip"] == "192.168.83.220"

@@ -1,0 +1,64 @@
+"""Render the monitoring templates exactly as the states do: the state's own
+`context` is taken from the compiled SLS of a host (faked grains, as in
+tools/render.py), then the template file is rendered with Salt's Jinja
+renderer. Each host/OS compiles in a fresh process, since Salt caches grains
+per process."""
+
+import multiprocessing
+
+import pytest
+import yaml
+
+from tests.helpers.inventory import REPO
+
+import gen_secrets
+import render as render_tool
+
+
+def _render_in_fresh_process(host, topology, sls, state_id, os_name, overrides, secrets_dir, cache_root):
+    import salt.client
+
+    opts = render_tool.minion_opts(host, topology, os_name, secrets_dir, cache_root)
+    caller = salt.client.Caller(mopts=opts)
+    high = caller.cmd("state.show_sls", sls)
+    if not isinstance(high, dict):
+        raise RuntimeError(f"{sls} did not compile for {host}/{os_name}: {high}")
+    if state_id not in high:
+        raise KeyError(f"{state_id} not in {sls} for {host}/{os_name}: {sorted(high)}")
+    args = {}
+    for mod, fun_args in high[state_id].items():
+        if not mod.startswith("__"):
+            for arg in fun_args:
+                if isinstance(arg, dict):
+                    args.update(arg)
+    source = args["source"].replace("salt://", str(REPO / "salt") + "/")
+    with open(source) as f:
+        contents = f.read()
+    if args.get("template") != "jinja":
+        return contents
+    context = dict(args.get("context") or {}, **overrides)
+    return caller.cmd("file.apply_template_on_contents", contents, "jinja", context, {}, "base")
+
+
+@pytest.fixture(scope="session")
+def salt_env(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("monitoring-render")
+    secrets = {}
+    gen_secrets.fill(secrets)
+    secrets_dir = tmp / "secrets"
+    secrets_dir.mkdir()
+    (secrets_dir / "airflow_ha_secrets.sls").write_text(yaml.safe_dump({"secrets": secrets}))
+    render_tool.sync_modules(str(secrets_dir), str(tmp / "cache"))
+    return str(secrets_dir), str(tmp / "cache")
+
+
+@pytest.fixture(scope="session")
+def render_state_file(salt_env):
+    """render_state_file(host, topology, sls, state_id, os_name="debian12", **context overrides) -> text"""
+    ctx = multiprocessing.get_context("spawn")
+
+    def render(host, topology, sls, state_id, os_name="debian12", **overrides):
+        with ctx.Pool(1) as pool:
+            return pool.apply(_render_in_fresh_process, (host, topology, sls, state_id, os_name, overrides, *salt_env))
+
+    return render

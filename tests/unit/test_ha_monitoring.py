@@ -1,0 +1,38 @@
+"""Scrape targets follow the inventory: each exporter on the hosts of its role."""
+
+import pytest
+
+import _modules.ha_monitoring as ha_monitoring
+from tests.helpers.inventory import hosts_with_role, load_inventory
+
+
+@pytest.fixture
+def configure_loader_modules():
+    return {ha_monitoring: {"__pillar__": {"inventory": load_inventory("full")}}}
+
+
+def test_every_host_runs_node_exporter():
+    jobs = {j["job_name"]: j for j in ha_monitoring.scrape_jobs()}
+    inv = load_inventory("full")
+    assert [t["host"] for t in jobs["node"]["targets"]] == sorted(inv["hosts"])
+    assert {t["address"] for t in jobs["node"]["targets"]} == {f"{h['ip']}:9100" for h in inv["hosts"].values()}
+
+
+def test_role_exporters_only_on_their_role_hosts():
+    jobs = {j["job_name"]: j for j in ha_monitoring.scrape_jobs()}
+    inv = load_inventory("full")
+    for job, role in (("etcd", "etcd"), ("patroni", "postgres"), ("rabbitmq", "rabbitmq"), ("haproxy", "haproxy")):
+        assert [t["host"] for t in jobs[job]["targets"]] == hosts_with_role(inv, role), job
+    assert jobs["patroni"]["targets"][0]["address"].endswith(":8008")
+
+
+def test_disabled_jobs_and_roles_without_hosts_are_left_out():
+    inv = load_inventory("full")
+    inv["hosts"].pop("monitor1")
+    jobs = [j["job_name"] for j in ha_monitoring.jobs_for(inv, disabled=["etcd"])]
+    assert "etcd" not in jobs and "prometheus" not in jobs and "statsd" not in jobs
+    assert "node" in jobs
+
+
+def test_alertmanager_targets_are_the_monitoring_hosts():
+    assert ha_monitoring.alertmanager_targets() == ["192.168.83.160:9093"]
