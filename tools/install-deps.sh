@@ -14,7 +14,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Debian starts some services on install; the tests start their own.
-  for svc in postgresql patroni etcd rabbitmq-server haproxy keepalived vsftpd prometheus; do
+  for svc in postgresql patroni etcd rabbitmq-server haproxy keepalived vsftpd prometheus prometheus-alertmanager prometheus-node-exporter; do
     if [ -x "/etc/init.d/$svc" ]; then "/etc/init.d/$svc" stop >/dev/null 2>&1 || true; fi
   done
 fi
