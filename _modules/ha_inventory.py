@@ -222,6 +222,20 @@ def _check_vips(inventory, hosts, members, errors):
             )
 
 
+DAG_DISTRIBUTIONS = ("nfs", "salt", "git")
+
+
+def _check_dags(inventory, members, errors):
+    method = (inventory.get("dags") or {}).get("distribution")
+    if method is None:
+        return
+    if method not in DAG_DISTRIBUTIONS:
+        errors.append(f"inventory:dags:distribution {method!r} is unknown: use one of {', '.join(DAG_DISTRIBUTIONS)}")
+    elif method == "nfs" and (not members["nfs"] or "nfs" not in (inventory.get("vips") or {})):
+        errors.append("inventory:dags:distribution is 'nfs' but there is no nfs host or inventory:vips:nfs: "
+                      "add them, or distribute DAGs with 'salt' or 'git'")
+
+
 def _check_ports(ports, errors):
     for i, rule in enumerate(ports or []):
         key = f"ports:{i}"
@@ -282,6 +296,7 @@ def find_errors(inventory, secrets=None, ports=None, check_secrets=True):
     hosts = _check_hosts(inventory, errors)
     members = _check_roles(hosts, errors)
     _check_vips(inventory, hosts, members, errors)
+    _check_dags(inventory, members, errors)
     _check_ports(ports, errors)
     if check_secrets:
         _check_secrets(secrets, members, errors)
@@ -404,6 +419,22 @@ def hosts(role=None):
     """
     inv = normalize(_pillar_inventory())
     return list(inv["hosts"]) if role is None else inv["roles"].get(role, [])
+
+
+def ips(*roles):
+    """
+    Sorted IPs of the hosts having any of ``roles``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call ha_inventory.ips worker
+        salt-call ha_inventory.ips scheduler worker
+    """
+    inv = normalize(_pillar_inventory())
+    names = {n for role in roles for n in inv["roles"].get(role, [])}
+    return sorted((inv["hosts"][n]["ip"] for n in names), key=_ip_sort_key)
 
 
 def host(name=None):

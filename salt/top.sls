@@ -28,21 +28,26 @@ base:
     - card_target
   'roles:scheduler':
     - match: pillar
+    - storage.dags
     - airflow.scheduler
   'roles:webserver':
     - match: pillar
+    - storage.dags
     - airflow.webserver
   'roles:dag_processor':
     - match: pillar
+    - storage.dags
     - airflow.dag_processor
   'roles:worker':
     - match: pillar
+    - storage.dags
     - airflow.worker
   'roles:flower':
     - match: pillar
     - airflow.flower
   'roles:triggerer':
     - match: pillar
+    - storage.dags
     - airflow.triggerer
   'roles:monitoring':
     - match: pillar

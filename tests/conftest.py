@@ -44,3 +44,7 @@ def loaders(minion_opts):
     loaders = Loaders(minion_opts)
     yield loaders
     loaders.reset_state()
+
+
+# salt_env, render_state_file: a template rendered with its state's own context
+from tests.helpers.state_render import render_state_file, salt_env  # noqa: E402,F401

@@ -27,8 +27,11 @@ def base_packages():
         return yaml.safe_load(f)["Debian"]["packages"]
 
 
-def ensure_rootfs(path=ROOTFS_CACHE):
-    subprocess.run([str(REPO / "tools" / "build-rootfs.sh"), path, ",".join(base_packages())], check=True)
+def ensure_rootfs(extra_packages=()):
+    """The cached rootfs with the base role's packages (and ``extra_packages``), built once."""
+    packages = base_packages() + sorted(extra_packages)
+    path = ROOTFS_CACHE + ("-" + "-".join(sorted(extra_packages)) if extra_packages else "")
+    subprocess.run([str(REPO / "tools" / "build-rootfs.sh"), path, ",".join(packages)], check=True)
     return path
 
 
@@ -45,7 +48,8 @@ def _descendant_systemd(nspawn_pid, timeout=30):
 
 
 class NspawnHost:
-    def __init__(self, name, workdir, minion_id, topology, secrets_file):
+    def __init__(self, name, workdir, minion_id, topology, secrets_file, extra_packages=()):
+        self.extra_packages = tuple(extra_packages)
         self.name = name
         self.root = os.path.join(workdir, name)
         self.minion_id = minion_id
@@ -56,7 +60,7 @@ class NspawnHost:
 
     def start(self):
         # cp -a keeps /dev's device nodes as nodes (copytree would read /dev/zero forever)
-        subprocess.run(["cp", "-a", ensure_rootfs(), self.root], check=True)
+        subprocess.run(["cp", "-a", ensure_rootfs(self.extra_packages), self.root], check=True)
         os.makedirs(f"{self.root}/etc/salt", exist_ok=True)
         os.makedirs(f"{self.root}/srv/secrets", mode=0o700, exist_ok=True)
         shutil.copy(self.secrets_file, f"{self.root}/srv/secrets/airflow_ha_secrets.sls")
@@ -87,8 +91,8 @@ class NspawnHost:
             time.sleep(0.5)
         raise RuntimeError(f"{self.name}: systemd did not finish booting")
 
-    def run(self, argv, check=True, timeout=600):
-        proc = subprocess.run(["nsenter", "-t", str(self.pid), "-a", *argv], capture_output=True, text=True,
+    def run(self, argv, check=True, timeout=600, input=None):
+        proc = subprocess.run(["nsenter", "-t", str(self.pid), "-a", *argv], capture_output=True, text=True, input=input,
                               timeout=timeout, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONWARNINGS": "ignore"})
         if check and proc.returncode:
             raise RuntimeError(f"{self.name}: {argv} exited {proc.returncode}: {proc.stderr[-2000:]}")
@@ -117,9 +121,12 @@ class NspawnHost:
 
 
 @contextlib.contextmanager
-def nspawn_host(minion_id, topology, secrets_file, name=None):
+def nspawn_host(minion_id, topology, secrets_file, name=None, extra_packages=()):
+    """A booted container acting as inventory host ``minion_id``; packages the
+    states would install must be in ``extra_packages`` (the container has no network)."""
     with tempfile.TemporaryDirectory(prefix="airflow-ha-nspawn-", dir="/var/tmp") as workdir:
-        host = NspawnHost(name or f"t-{minion_id}-{os.getpid()}", workdir, minion_id, topology, secrets_file)
+        host = NspawnHost(name or f"t-{minion_id}-{os.getpid()}", workdir, minion_id, topology, secrets_file,
+                          extra_packages)
         try:
             yield host.start()
         finally:

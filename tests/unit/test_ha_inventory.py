@@ -203,3 +203,20 @@ def test_roster_has_every_inventory_host_at_its_ip():
     assert sorted(entries) == sorted(inv["hosts"])
     assert entries["sql1"] == {"host": "192.168.83.148", "user": "airflowops", "sudo": True,
                                "minion_opts": {"airflow_ha_topology": "full"}}
+
+
+def test_unknown_dag_distribution_fails(secrets):
+    inv = copy_inventory("compact")
+    inv["dags"]["distribution"] = "rsync"
+    assert any(e.startswith("inventory:dags:distribution 'rsync' is unknown") for e in errors_of(inv, secrets))
+
+
+def test_nfs_distribution_without_nfs_hosts_fails(secrets):
+    inv = copy_inventory("compact")
+    inv["dags"]["distribution"] = "nfs"
+    assert any("there is no nfs host" in e for e in errors_of(inv, secrets))
+
+
+def test_ips_of_roles_are_sorted_and_unique():
+    assert ha_inventory.ips("scheduler", "triggerer") == ["192.168.83.129", "192.168.83.151"]
+    assert ha_inventory.ips("nonexistent") == []

@@ -1,4 +1,4 @@
-"""Render the monitoring templates exactly as the states do: the state's own
+"""Render a state's template file exactly as the state does: the state's own
 `context` is taken from the compiled SLS of a host (faked grains, as in
 tools/render.py), then the template file is rendered with Salt's Jinja
 renderer. Each host/OS compiles in a fresh process, since Salt caches grains
