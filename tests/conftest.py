@@ -48,3 +48,18 @@ def loaders(minion_opts):
 
 # salt_env, render_state_file: a template rendered with its state's own context
 from tests.helpers.state_render import render_state_file, salt_env  # noqa: E402,F401
+
+
+@pytest.fixture(scope="session")
+def generated_secrets(tmp_path_factory):
+    """Throwaway secrets of every kind: (tree under `secrets`, path of the pillar file)."""
+    import yaml
+
+    import gen_secrets
+
+    tree = {}
+    gen_secrets.fill(tree)
+    path = tmp_path_factory.mktemp("secrets") / "airflow_ha_secrets.sls"
+    path.write_text(yaml.safe_dump({"secrets": tree}))
+    path.chmod(0o600)
+    return tree, str(path)

@@ -3,27 +3,15 @@ Debian 12 host (systemd-nspawn): the first apply converges, the second reports
 zero changes, and the firewall that came up is the port map's."""
 
 import pytest
-import yaml
 
 from tests.helpers.nspawn import changed_states, nspawn_host
-
-import gen_secrets
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def secrets_file(tmp_path_factory):
-    tree = {}
-    gen_secrets.fill(tree)
-    path = tmp_path_factory.mktemp("secrets") / "airflow_ha_secrets.sls"
-    path.write_text(yaml.safe_dump({"secrets": tree}))
-    return str(path)
-
-
-@pytest.fixture(scope="module")
-def db1(secrets_file):
-    with nspawn_host("db1", "compact", secrets_file) as host:
+def db1(generated_secrets):
+    with nspawn_host("db1", "compact", generated_secrets[1]) as host:
         assert host.salt_call("saltutil.sync_all")["modules"] is not None
         yield host
 

@@ -9,11 +9,8 @@ import subprocess
 import textwrap
 
 import pytest
-import yaml
 
 from tests.helpers.nspawn import changed_states, nspawn_host
-
-import gen_secrets
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -22,12 +19,8 @@ WORKER_IP = "10.83.0.21"  # af1, a worker of the compact topology
 
 
 @pytest.fixture(scope="module")
-def secrets(tmp_path_factory):
-    tree = {}
-    gen_secrets.fill(tree)
-    path = tmp_path_factory.mktemp("secrets") / "airflow_ha_secrets.sls"
-    path.write_text(yaml.safe_dump({"secrets": tree}))
-    return tree, str(path)
+def secrets(generated_secrets):
+    return generated_secrets
 
 
 @pytest.fixture(scope="module")

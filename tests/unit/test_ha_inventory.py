@@ -4,7 +4,7 @@ import pytest
 
 import _modules.ha_inventory as ha_inventory
 from salt.exceptions import CommandExecutionError
-from tests.helpers.inventory import TOPOLOGIES, copy_inventory, hosts_with_role, load_inventory, load_ports
+from tests.helpers.inventory import REPO, TOPOLOGIES, copy_inventory, hosts_with_role, load_inventory, load_ports
 
 import gen_secrets
 
@@ -220,3 +220,11 @@ def test_nfs_distribution_without_nfs_hosts_fails(secrets):
 def test_ips_of_roles_are_sorted_and_unique():
     assert ha_inventory.ips("scheduler", "triggerer") == ["192.168.83.129", "192.168.83.151"]
     assert ha_inventory.ips("nonexistent") == []
+
+
+def test_vagrantfile_reads_the_inventory_and_lists_no_host():
+    text = (REPO / "Vagrantfile").read_text()
+    assert 'File.join(__dir__, "pillar", "inventory", "#{topology}.yaml")' in text
+    for topology in ("full", "compact"):
+        for name, host in load_inventory(topology)["hosts"].items():
+            assert host["ip"] not in text and f'"{name}"' not in text
