@@ -47,7 +47,7 @@ def loaders(minion_opts):
 
 
 # salt_env, render_state_file: a template rendered with its state's own context
-from tests.helpers.state_render import render_state_file, salt_env  # noqa: E402,F401
+from tests.helpers.state_render import render_state_file, salt_env, state_file_context  # noqa: E402,F401
 
 
 @pytest.fixture(scope="session")

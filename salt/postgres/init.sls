@@ -1,1 +1,106 @@
-# Not implemented yet: see the issue for this role area.
+{%- from 'postgres/map.jinja' import postgres, this_host with context %}
+# PostgreSQL managed by Patroni, one member per host of the `postgres` role;
+# the etcd cluster (role etcd) must be healthy before Patroni starts.
+include:
+{%- if 'etcd' in this_host.roles %}
+  - etcd
+{%- endif %}
+
+{%- for name, repo in postgres.get('repos', {}).items() %}
+postgres-repo-{{ name }}:
+  pkgrepo.managed:
+    - name: {{ name | json }}
+    - humanname: {{ repo.humanname | json }}
+    - baseurl: {{ repo.baseurl | json }}
+    - gpgkey: {{ repo.gpgkey | json }}
+    - gpgcheck: 1
+    - require_in:
+      - pkg: postgres-packages
+{%- endfor %}
+
+postgres-packages:
+  pkg.installed:
+    - pkgs: {{ postgres.packages | json }}
+
+postgres-packaged-cluster-stopped:
+  # the distribution's own cluster would take port 5432 from Patroni's
+  service.dead:
+    - name: {{ postgres.packaged_cluster_service }}
+    - enable: False
+    - require:
+      - pkg: postgres-packages
+
+postgres-patroni-config:
+  file.managed:
+    - name: {{ postgres.config }}
+    - source: salt://postgres/files/patroni.yml.jinja
+    - template: jinja
+    - makedirs: True
+    - user: {{ postgres.user }}
+    - group: {{ postgres.user }}
+    - mode: '0600'
+    - show_changes: False
+    - context:
+        patroni: {{ postgres.patroni | json }}
+    - check_cmd: patroni --validate-config
+    - require:
+      - pkg: postgres-packages
+
+postgres-patroni-running:
+  service.running:
+    - name: {{ postgres.service }}
+    - enable: True
+    # SIGHUP: Patroni applies the new config without restarting PostgreSQL
+    - reload: True
+    - watch:
+      - file: postgres-patroni-config
+    - require:
+      - service: postgres-packaged-cluster-stopped
+{%- if 'etcd' in this_host.roles %}
+      - http: etcd-healthy
+{%- endif %}
+
+postgres-cluster-healthy:
+  patroni.cluster_healthy:
+    - members: {{ salt['ha_inventory.hosts']('postgres') | length }}
+    - timeout: {{ postgres.cluster_wait_timeout }}
+    - config: {{ postgres.config }}
+    - require:
+      - service: postgres-patroni-running
+
+postgres-dcs-config:
+  patroni.config_applied:
+    - settings: {{ postgres.dcs | json }}
+    - config: {{ postgres.config }}
+    - onlyif:
+      - fun: patroni.is_leader
+        config: {{ postgres.config }}
+    - require:
+      - patroni: postgres-cluster-healthy
+
+postgres-airflow-role:
+  postgres_user.present:
+    - name: {{ postgres.airflow.user }}
+    - password: {{ salt['pillar.get']('secrets:postgres:airflow_password') | json }}
+    - encrypted: scram-sha-256
+    - login: True
+    - db_user: {{ postgres.superuser }}
+    - user: {{ postgres.user }}
+    - onlyif:
+      - fun: patroni.is_leader
+        config: {{ postgres.config }}
+    - require:
+      - patroni: postgres-cluster-healthy
+
+postgres-airflow-database:
+  postgres_database.present:
+    - name: {{ postgres.airflow.database }}
+    - owner: {{ postgres.airflow.user }}
+    - encoding: UTF8
+    - db_user: {{ postgres.superuser }}
+    - user: {{ postgres.user }}
+    - onlyif:
+      - fun: patroni.is_leader
+        config: {{ postgres.config }}
+    - require:
+      - postgres_user: postgres-airflow-role

@@ -15,7 +15,8 @@ import gen_secrets
 import render as render_tool
 
 
-def _render_in_fresh_process(host, topology, sls, state_id, os_name, overrides, secrets_dir, cache_root):
+def _render_in_fresh_process(host, topology, sls, state_id, os_name, overrides, secrets_dir, cache_root,
+                             context_only=False):
     import salt.client
 
     opts = render_tool.minion_opts(host, topology, os_name, secrets_dir, cache_root)
@@ -31,6 +32,8 @@ def _render_in_fresh_process(host, topology, sls, state_id, os_name, overrides, 
             for arg in fun_args:
                 if isinstance(arg, dict):
                     args.update(arg)
+    if context_only:
+        return args.get("context") or {}
     source = args["source"].replace("salt://", str(REPO / "salt") + "/")
     with open(source) as f:
         contents = f.read()
@@ -62,3 +65,15 @@ def render_state_file(salt_env):
             return pool.apply(_render_in_fresh_process, (host, topology, sls, state_id, os_name, overrides, *salt_env))
 
     return render
+
+
+@pytest.fixture(scope="session")
+def state_file_context(salt_env):
+    """state_file_context(host, topology, sls, state_id, os_name="debian12") -> the `context` the state passes"""
+    ctx = multiprocessing.get_context("spawn")
+
+    def context(host, topology, sls, state_id, os_name="debian12"):
+        with ctx.Pool(1) as pool:
+            return pool.apply(_render_in_fresh_process, (host, topology, sls, state_id, os_name, {}, *salt_env, True))
+
+    return context
