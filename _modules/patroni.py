@@ -19,6 +19,7 @@ CLI Example:
 import base64
 import json
 import os
+import time
 import urllib.error
 import urllib.request
 
@@ -202,7 +203,7 @@ def is_healthy(members=3, max_lag_mb=16, config=None):
     return not health_problems(cluster_status(config), members, max_lag_mb)
 
 
-def switchover(candidate=None, current_leader=None, config=None):
+def switchover(candidate=None, current_leader=None, config=None, wait=60):
     """
     Planned switchover to ``candidate`` (Patroni picks one when None); waits
     until it is done and returns the new leader.
@@ -220,12 +221,14 @@ def switchover(candidate=None, current_leader=None, config=None):
     if candidate:
         args += ["--candidate", candidate]
     _patronictl(args, config)
-    return leader(config)
+    return _wait_for_leader(candidate, wait, config) if candidate else leader(config)
 
 
-def failover(candidate, config=None):
+def failover(candidate, config=None, wait=60):
     """
-    Unplanned failover to ``candidate`` (works without a healthy leader).
+    Unplanned failover to ``candidate`` (works without a healthy leader; in
+    synchronous mode the candidate must be the synchronous standby). Returns
+    the leader once ``candidate`` leads, or after ``wait`` seconds.
 
     CLI Example:
 
@@ -234,7 +237,17 @@ def failover(candidate, config=None):
         salt-call patroni.failover candidate=sql3
     """
     _patronictl(["failover", "--force", "--candidate", candidate], config)
-    return leader(config)
+    return _wait_for_leader(candidate, wait, config)
+
+
+def _wait_for_leader(name, wait, config):
+    """Patroni acts on a failover/switchover asynchronously: poll until ``name`` leads or ``wait`` s pass."""
+    deadline = time.monotonic() + wait
+    current = leader(config)
+    while current != name and time.monotonic() < deadline:
+        time.sleep(1)
+        current = leader(config)
+    return current
 
 
 def _scope(config):

@@ -15,6 +15,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -83,7 +84,14 @@ def main(argv=None):
     parser.add_argument("--synchronous", action="store_true", help="drill with synchronous_mode on")
     args = parser.parse_args(argv)
     tmp = tempfile.mkdtemp(prefix="airflow-ha-drill-", dir="/var/tmp")
-    os.chmod(tmp, 0o755)
+    os.chmod(tmp, 0o755)  # PostgreSQL runs as postgres below it
+    try:
+        return drill(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def drill(args, tmp):
     etcd_ctx, patroni_ctx = state_contexts(tmp)
     if args.synchronous:
         patroni_ctx["patroni"]["dcs"]["synchronous_mode"] = True

@@ -1,1 +1,3 @@
-# Not implemented yet: see the issue for this role area.
+{%- from 'airflow/map.jinja' import airflow with context %}
+{%- from 'airflow/service.jinja' import service with context %}
+{{ service('flower', 'celery flower --port ' ~ airflow.flower_port) }}

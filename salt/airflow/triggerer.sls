@@ -1,1 +1,2 @@
-# Not implemented yet: see the issue for this role area.
+{%- from 'airflow/service.jinja' import service with context %}
+{{ service('triggerer', 'triggerer') }}

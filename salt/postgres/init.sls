@@ -30,6 +30,12 @@ postgres-packaged-cluster-stopped:
     - require:
       - pkg: postgres-packages
 
+postgres-patroni-validator:
+  file.managed:
+    - name: /usr/local/sbin/patroni-validate-config
+    - source: salt://postgres/files/patroni-validate-config.py
+    - mode: '0755'
+
 postgres-patroni-config:
   file.managed:
     - name: {{ postgres.config }}
@@ -42,9 +48,10 @@ postgres-patroni-config:
     - show_changes: False
     - context:
         patroni: {{ postgres.patroni | json }}
-    - check_cmd: patroni --validate-config
+    - check_cmd: /usr/local/sbin/patroni-validate-config
     - require:
       - pkg: postgres-packages
+      - file: postgres-patroni-validator
 
 postgres-patroni-running:
   service.running:

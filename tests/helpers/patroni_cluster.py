@@ -30,7 +30,8 @@ MEMBERS = ("db1", "db2", "db3")
 
 
 def render_template(relpath, context):
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(REPO / "salt")), keep_trailing_newline=True)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(REPO / "salt")), keep_trailing_newline=True,
+                             extensions=["jinja2.ext.do"])
     env.filters["json"] = json.dumps
     return env.get_template(relpath).render(**context)
 
@@ -107,7 +108,10 @@ class PatroniCluster:
         proc = self.patroni_procs.pop(name)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        # PostgreSQL daemonizes under Patroni: find the postmaster by its data dir
+        self._kill_postmaster(name)
+
+    def _kill_postmaster(self, name):
+        """PostgreSQL daemonizes under Patroni: find the postmaster by its data dir."""
         pidfile = os.path.join(self.member_dir(name), "data", "postmaster.pid")
         if os.path.exists(pidfile):
             with open(pidfile) as f:
@@ -143,14 +147,7 @@ class PatroniCluster:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
         for name in MEMBERS:
-            pidfile = os.path.join(self.member_dir(name), "data", "postmaster.pid")
-            if os.path.exists(pidfile):
-                with open(pidfile) as f:
-                    pid = int(f.readline())
-                try:
-                    os.killpg(os.getpgid(pid), signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            self._kill_postmaster(name)
         for proc in self.etcd_procs.values():
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()

@@ -21,6 +21,53 @@ def test_bootstrap_reaches_health_through_the_state(loaders, cluster):
     assert "leader" in ret.comment and ret.changes == {}
 
 
+def test_config_check_of_the_state_passes_a_running_members_config_and_fails_a_broken_one(cluster, tmp_path):
+    """The state's check_cmd (patroni --validate-config, tolerating the member's own ports in use)."""
+    import subprocess
+
+    import yaml
+
+    from tests.helpers.inventory import REPO
+
+    validator = str(REPO / "salt" / "postgres" / "files" / "patroni-validate-config.py")
+    config = yaml.safe_load(open(cluster.configs["db1"]))
+    # Patroni refuses loopback connect addresses, which only this test cluster uses
+    config["restapi"]["connect_address"] = "10.83.0.11:18008"
+    config["postgresql"]["connect_address"] = "10.83.0.11:15432"
+    good, broken = tmp_path / "good.yml", tmp_path / "broken.yml"
+    good.write_text(yaml.safe_dump(config))
+    config["postgresql"]["bin_dir"] = "/nonexistent/bin"
+    broken.write_text(yaml.safe_dump(config))
+    ok = subprocess.run([validator, str(good)], capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    bad = subprocess.run([validator, str(broken)], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and "bin_dir" in bad.stderr
+
+
+def test_airflow_role_and_database_created_on_the_leader_idempotently(loaders, cluster, generated_secrets):
+    leader = loaders.modules.patroni.leader(config=cluster.configs["db1"])
+    replica = next(n for n in cluster.configs if n != leader)
+    assert loaders.modules.patroni.is_leader(name=replica, config=cluster.configs["db1"]) is False
+    conn = {"db_user": "postgres", "user": "postgres", "db_host": cluster.member_dir(leader),
+            "db_port": cluster.ports(["db1", "db2", "db3"].index(leader))["pg"]}
+    password = generated_secrets[0]["postgres"]["airflow_password"]
+    for attempt in (1, 2):
+        role = loaders.states.postgres_user.present(name="airflow", password=password, encrypted="scram-sha-256",
+                                                    login=True, **conn)
+        db = loaders.states.postgres_database.present(name="airflow", owner="airflow", encoding="UTF8", **conn)
+        assert role.result is True and db.result is True, (role.comment, db.comment)
+        assert bool(role.changes) == bool(db.changes) == (attempt == 1)
+        assert password not in str(role.changes) + role.comment
+    assert cluster.psql(leader, "select rolpassword like 'SCRAM-SHA-256$%' from pg_authid where rolname='airflow'") == "t"
+    # it reached the replicas through replication, not by running there
+    import time
+
+    deadline = time.time() + 30
+    while cluster.psql(replica, "select count(*) from pg_database where datname='airflow'") != "1" and time.time() < deadline:
+        time.sleep(0.5)
+    assert cluster.psql(replica, "select count(*) from pg_database where datname='airflow'") == "1"
+
+
 def test_members_lists_one_leader_and_two_streaming_replicas(loaders, cluster):
     members = loaders.modules.patroni.members(config=cluster.configs["db2"])
     assert sorted(m["name"] for m in members) == ["db1", "db2", "db3"]
@@ -67,6 +114,25 @@ def test_switchover_moves_the_leader_to_the_candidate(loaders, cluster):
     assert new_leader == candidate != before
     ret = loaders.states.patroni.cluster_healthy(name="after switchover", members=3, timeout=120,
                                                  config=cluster.configs["db1"])
+    assert ret.result is True, ret.comment
+
+
+def test_maintenance_operations_on_the_real_cluster(loaders, cluster):
+    mod, config = loaders.modules.patroni, cluster.configs["db1"]
+    mod.pause(config=config)
+    assert mod.show_config(config=config).get("pause") is True
+    mod.resume(config=config)
+    assert not mod.show_config(config=config).get("pause")
+    leader = mod.leader(config=config)
+    replica = next(m["name"] for m in mod.members(config=config) if m["role"] == "replica")
+    mod.restart(member=replica, config=config)
+    mod.reinit(replica, config=config)
+    ret = loaders.states.patroni.cluster_healthy(name="after reinit", members=3, timeout=120, config=config)
+    assert ret.result is True, ret.comment
+    # synchronous_mode is on (set above): only the synchronous standby may take over
+    candidate = next(m["name"] for m in mod.members(config=config) if m["role"] == "sync_standby")
+    assert mod.failover(candidate=candidate, config=config) == candidate != leader
+    ret = loaders.states.patroni.cluster_healthy(name="after failover", members=3, timeout=120, config=config)
     assert ret.result is True, ret.comment
 
 
