@@ -69,6 +69,10 @@ def test_airflow_role_and_database_created_on_the_leader_idempotently(loaders, c
 
 
 def test_members_lists_one_leader_and_two_streaming_replicas(loaders, cluster):
+    # CREATE DATABASE above wrote the template's pages to the WAL: let replicas catch up
+    ret = loaders.states.patroni.cluster_healthy(name="caught up", members=3, max_lag_mb=1, timeout=60,
+                                                 config=cluster.configs["db2"])
+    assert ret.result is True, ret.comment
     members = loaders.modules.patroni.members(config=cluster.configs["db2"])
     assert sorted(m["name"] for m in members) == ["db1", "db2", "db3"]
     assert sorted(m["role"] for m in members) == ["leader", "replica", "replica"]
