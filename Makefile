@@ -25,11 +25,13 @@ test: deps
 test-fast: deps
 	$(PYTEST) -ra -m "not slow and not integration and not lab" tests
 
+# The local rehearsal: LXC containers by Vagrant, one per inventory host,
+# brought up by the orchestrate SLS (tools/lab/up.sh prints the figures).
 lab:
-	@echo "make lab: the local rehearsal is not built yet (issue 8)"; exit 2
+	tools/lab/up.sh
 
 lab-destroy:
-	@echo "make lab-destroy: nothing to destroy (issue 8)"; exit 0
+	tools/lab/destroy.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -7,6 +7,7 @@
 ports:
   - {role: all, port: 22, proto: tcp, from_roles: [all], from_networks: [admin], purpose: "ssh: admin, salt-ssh, worker to card target"}
   - {role: all, port: 9100, proto: tcp, from_roles: [monitoring], purpose: node_exporter}
+  - {role: all, port: 4505-4506, proto: tcp, from_roles: [all], purpose: "Salt master publish/return, on the host that runs it"}
   - {role: etcd, port: 2379, proto: tcp, from_roles: [etcd, postgres, monitoring], purpose: etcd clients (Patroni)}
   - {role: etcd, port: 2380, proto: tcp, from_roles: [etcd], purpose: etcd peers}
   - {role: postgres, port: 5432, proto: tcp, from_roles: [postgres, haproxy, monitoring], purpose: "PostgreSQL: replication, HAProxy backends"}

@@ -9,3 +9,5 @@ base:
     - ports
     - site
     - airflow_ha_secrets
+    # the local rehearsal's own settings (make lab writes .lab/pillar/lab.sls)
+    - lab

@@ -24,3 +24,16 @@ if [ ! -x .venv/bin/python ] || ! cmp -s requirements/test.txt .venv/.requiremen
   .venv/bin/pip install -q --disable-pip-version-check -r requirements/test.txt
   cp requirements/test.txt .venv/.requirements
 fi
+# Airflow 3 and the 2.x line for the tests, each from the same pinned file the
+# airflow state installs (tests/airflow run the real components from them).
+for major in 3 2; do
+  airflow_venv=/var/cache/airflow-ha/pin$major
+  pinned=requirements/airflow-$major.txt
+  if [ ! -x "$airflow_venv/bin/airflow" ] || ! cmp -s "$pinned" "$airflow_venv/.requirements"; then
+    echo "building the Airflow venv $airflow_venv (about a minute)"
+    rm -rf "$airflow_venv"
+    "$python" -m venv "$airflow_venv"
+    "$airflow_venv/bin/pip" install -q --disable-pip-version-check --no-deps -r "$pinned"
+    cp "$pinned" "$airflow_venv/.requirements"
+  fi
+done

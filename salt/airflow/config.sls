@@ -2,11 +2,11 @@
 include:
   - airflow.install
 
+# The DAG folder belongs to storage.dags (root-owned, read-only to Airflow).
 airflow-dirs:
   file.directory:
     - names:
       - {{ airflow.home }}/logs
-      - {{ airflow.dags_folder }}
     - user: {{ airflow.user }}
     - group: {{ airflow.user }}
     - makedirs: True
@@ -25,6 +25,67 @@ airflow-cfg:
         airflow: {{ airflow | json }}
     - require:
       - user: airflow-user
+
+airflow-celery-config:
+  file.managed:
+    - name: {{ airflow.home }}/config/airflow_ha_celery.py
+    - source: salt://airflow/files/airflow_ha_celery.py.jinja
+    - template: jinja
+    - makedirs: True
+    - user: root
+    - group: {{ airflow.user }}
+    - mode: '0644'
+    - context:
+        airflow: {{ airflow | json }}
+    - require:
+      - user: airflow-user
+
+# The admin user's password from pillar, never shown, owned by airflow:
+# Airflow 3's simple auth manager reads (and would otherwise generate and
+# print) it here; on 2.x, airflow.migrate creates the admin user of the FAB
+# auth manager from it. Same format: {user: password}.
+{%- set passwords = {airflow.admin_user: salt['pillar.get']('secrets:airflow:admin_password')} %}
+airflow-admin-password:
+  file.managed:
+    - name: {{ airflow.admin_passwords_file }}
+    - contents: {{ passwords | json | json }}
+    - user: {{ airflow.user }}
+    - group: {{ airflow.user }}
+    - mode: '0600'
+    - show_changes: False
+    - require:
+      - user: airflow-user
+{%- if airflow.major | int < 3 %}
+
+# Flask settings of the Airflow 2 webserver (FAB auth manager, users in the
+# metadata DB); managed so the webserver does not write its own.
+airflow-webserver-config:
+  file.managed:
+    - name: {{ airflow.home }}/webserver_config.py
+    - source: salt://airflow/files/webserver_config.py
+    - user: root
+    - group: {{ airflow.user }}
+    - mode: '0644'
+    - require:
+      - user: airflow-user
+{%- endif %}
+
+{%- if airflow.card_target %}
+
+# The workers' key to the card target's service account (card_processing DAG).
+airflow-card-target-key:
+  file.managed:
+    - name: {{ airflow.card_target.key_file }}
+    - contents_pillar: secrets:card:ssh_private_key
+    - makedirs: True
+    - dir_mode: '0700'
+    - user: {{ airflow.user }}
+    - group: {{ airflow.user }}
+    - mode: '0600'
+    - show_changes: False
+    - require:
+      - user: airflow-user
+{%- endif %}
 
 # Secrets (DB/broker URLs, keys) only here: 0640, never on a command line.
 airflow-env:

@@ -27,7 +27,7 @@ airflow-venv:
 
 airflow-installed:
   cmd.run:
-    - name: {{ airflow.venv }}/bin/pip install --no-deps -r {{ airflow.home }}/requirements.txt
+    - name: {{ airflow.venv }}/bin/pip install --no-deps {{ airflow.pip_args }} -r {{ airflow.home }}/requirements.txt
     # reinstall only when the venv does not hold the requested version
     - unless: {{ (airflow.venv ~ "/bin/pip show apache-airflow | grep -qx 'Version: " ~ airflow.version ~ "'") | json }}
     - require:

@@ -11,7 +11,40 @@ airflow-db-migrated:
     - shell: /bin/bash
     - unless: {{ ('set -a; . ' ~ airflow.env_file ~ '; ' ~ airflow.venv ~ '/bin/airflow db check-migrations -t 0') | json }}
     - output_loglevel: quiet
+    # its output can quote the DB and broker URLs: never into the job return
+    - hide_output: True
     - require:
       - file: airflow-env
       - file: airflow-cfg
       - cmd: airflow-installed
+{%- if airflow.major | int < 3 %}
+
+# Airflow 2 keeps the FAB auth manager's users in the DB: the admin user with
+# the pillar password, created (or its role and password put back) by a
+# script reading the 0600 password file: the password is on no command line.
+airflow-admin-script:
+  file.managed:
+    - name: {{ airflow.home }}/bin/airflow_ha_admin.py
+    - source: salt://airflow/files/airflow_ha_admin.py
+    - makedirs: True
+    - user: root
+    - group: root
+    - mode: '0644'
+
+{%- set admin = 'set -a; . ' ~ airflow.env_file ~ '; ' ~ airflow.venv ~ '/bin/python ' ~ airflow.home
+                ~ '/bin/airflow_ha_admin.py ' %}
+airflow-admin-user:
+  cmd.run:
+    - name: {{ (admin ~ airflow.admin_passwords_file) | json }}
+    - runas: {{ airflow.user }}
+    - shell: /bin/bash
+    # exits 0 when the user exists with the Admin role and the pillar password
+    - unless: {{ (admin ~ '--check ' ~ airflow.admin_passwords_file) | json }}
+    - output_loglevel: quiet
+    - hide_output: True
+    - require:
+      - cmd: airflow-db-migrated
+      - file: airflow-admin-password
+      - file: airflow-admin-script
+      - file: airflow-webserver-config
+{%- endif %}

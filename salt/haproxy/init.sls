@@ -1,1 +1,51 @@
-# Not implemented yet: see the issue for this role area.
+{%- from 'haproxy/map.jinja' import haproxy with context %}
+# The load-balancer tier: HAProxy in front of the Patroni leader (5000), the
+# replicas (6000), the Airflow UI/API (80) and Flower (5555), with its stats
+# page and Prometheus exporter (7000); keepalived moves the main VIP between
+# the hosts of this role.
+include:
+  - keepalived
+
+haproxy-package:
+  pkg.installed:
+    - name: {{ haproxy.package | json }}
+
+haproxy-config:
+  file.managed:
+    - name: {{ haproxy.config | json }}
+    - source: salt://haproxy/files/haproxy.cfg.jinja
+    - template: jinja
+    - user: root
+    - group: {{ haproxy.group | json }}
+    - mode: '0640'
+    # holds the stats password
+    - show_changes: False
+    - context:
+        haproxy: {{ haproxy | json }}
+    # the new file is checked before it replaces the live one
+    - check_cmd: haproxy -c -f
+    - require:
+      - pkg: haproxy-package
+
+{%- for boolean in haproxy.selinux_booleans %}
+
+haproxy-selinux-{{ boolean }}:
+  selinux.boolean:
+    - name: {{ boolean | json }}
+    - value: True
+    - persist: True
+    - require_in:
+      - service: haproxy-running
+{%- endfor %}
+
+haproxy-running:
+  service.running:
+    - name: {{ haproxy.service | json }}
+    - enable: True
+    # master-worker reload: new workers take the listening sockets, old ones
+    # finish their sessions (at most hard_stop_after); no connection refused
+    - reload: True
+    - watch:
+      - file: haproxy-config
+    - require:
+      - pkg: haproxy-package

@@ -16,17 +16,32 @@ monitoring-exporter-node-running:
       - pkg: monitoring-exporter-node-package
 {%- if 'postgres' in this_host.roles %}
 
+# The exporter's DSN comes from a file of ours, named by a unit drop-in that
+# exists before the package: the package starts the exporter at install, and
+# its own defaults file (left untouched) has an empty DSN that would
+# crash-loop it into systemd's start limit.
+monitoring-exporter-postgres-dsn:
+  file.managed:
+    - name: /etc/airflow-ha/postgres-exporter.env
+    - contents: DATA_SOURCE_NAME="user=postgres host=/var/run/postgresql sslmode=disable"
+    - makedirs: True
+    - mode: '0644'
+
+monitoring-exporter-postgres-dropin:
+  file.managed:
+    - name: /etc/systemd/system/{{ monitoring.services.postgres }}.service.d/airflow-ha.conf
+    - contents: |
+        [Service]
+        EnvironmentFile=/etc/airflow-ha/postgres-exporter.env
+    - makedirs: True
+    - mode: '0644'
+
 monitoring-exporter-postgres-package:
   pkg.installed:
     - name: {{ monitoring.exporter_packages.postgres }}
-
-monitoring-exporter-postgres-dsn:
-  file.managed:
-    - name: {{ monitoring.postgres_exporter_env }}
-    - contents: DATA_SOURCE_NAME="user=postgres host=/var/run/postgresql sslmode=disable"
-    - mode: '0644'
     - require:
-      - pkg: monitoring-exporter-postgres-package
+      - file: monitoring-exporter-postgres-dsn
+      - file: monitoring-exporter-postgres-dropin
 
 monitoring-exporter-postgres-running:
   service.running:
@@ -34,4 +49,5 @@ monitoring-exporter-postgres-running:
     - enable: True
     - watch:
       - file: monitoring-exporter-postgres-dsn
+      - file: monitoring-exporter-postgres-dropin
 {%- endif %}

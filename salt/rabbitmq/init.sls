@@ -1,1 +1,141 @@
-# Not implemented yet: see the issue for this role area.
+{%- from 'rabbitmq/map.jinja' import rabbitmq, this_host with context %}
+# RabbitMQ cluster, one node per host of the `rabbitmq` role: the Erlang
+# cookie from pillar, peers from the inventory (classic config discovery),
+# then on the seed node the cluster-wide objects: Airflow vhost (quorum by
+# default), users, policy, no guest.
+{%- for name, repo in rabbitmq.get('repos', {}).items() %}
+rabbitmq-repo-{{ name }}:
+  pkgrepo.managed:
+    - name: {{ name | json }}
+    - humanname: {{ repo.humanname | json }}
+    - baseurl: {{ repo.baseurl | json }}
+    - gpgkey: {{ repo.gpgkey | json }}
+    - gpgcheck: 1
+    - require_in:
+      - pkg: rabbitmq-packages
+{%- endfor %}
+
+rabbitmq-packages:
+  pkg.installed:
+    - pkgs: {{ rabbitmq.packages | json }}
+
+rabbitmq-erlang-cookie:
+  file.managed:
+    - name: {{ rabbitmq.data_dir }}/.erlang.cookie
+    - contents_pillar: secrets:rabbitmq:erlang_cookie
+    - user: {{ rabbitmq.user }}
+    - group: {{ rabbitmq.user }}
+    - mode: '0400'
+    - show_changes: False
+    - require:
+      - pkg: rabbitmq-packages
+
+rabbitmq-env-config:
+  file.managed:
+    - name: {{ rabbitmq.config_dir }}/rabbitmq-env.conf
+    - source: salt://rabbitmq/files/rabbitmq-env.conf.jinja
+    - template: jinja
+    - mode: '0644'
+    - context:
+        rabbitmq: {{ rabbitmq | json }}
+    - require:
+      - pkg: rabbitmq-packages
+
+rabbitmq-config:
+  file.managed:
+    - name: {{ rabbitmq.config_dir }}/rabbitmq.conf
+    - source: salt://rabbitmq/files/rabbitmq.conf.jinja
+    - template: jinja
+    - user: root
+    - group: {{ rabbitmq.user }}
+    - mode: '0640'
+    - context:
+        rabbitmq: {{ rabbitmq | json }}
+    - require:
+      - pkg: rabbitmq-packages
+
+rabbitmq-enabled-plugins:
+  file.managed:
+    - name: {{ rabbitmq.config_dir }}/enabled_plugins
+    - contents: {{ ('[' ~ rabbitmq.plugins | join(',') ~ '].') | json }}
+    - mode: '0644'
+    - require:
+      - pkg: rabbitmq-packages
+
+rabbitmq-running:
+  # RabbitMQ has no config reload: a changed cookie, name or config restarts it
+  service.running:
+    - name: {{ rabbitmq.service }}
+    - enable: True
+    - watch:
+      - file: rabbitmq-erlang-cookie
+      - file: rabbitmq-env-config
+      - file: rabbitmq-config
+      - file: rabbitmq-enabled-plugins
+
+{%- if rabbitmq.node != rabbitmq.seed %}
+
+rabbitmq-joined:
+  rabbitmq_ha.joined:
+    - name: {{ rabbitmq.seed | json }}
+    - timeout: {{ rabbitmq.cluster_wait_timeout }}
+    - require:
+      - service: rabbitmq-running
+    - require_in:
+      - rabbitmq_ha: rabbitmq-cluster-healthy
+{%- endif %}
+
+rabbitmq-cluster-healthy:
+  rabbitmq_ha.cluster_healthy:
+    - nodes: {{ rabbitmq.nodes | json }}
+    - timeout: {{ rabbitmq.cluster_wait_timeout }}
+    - require:
+      - service: rabbitmq-running
+
+{%- if rabbitmq.node == rabbitmq.seed %}
+{#- cluster-wide objects: created once, from the seed node #}
+
+rabbitmq-airflow-vhost:
+  rabbitmq_ha.vhost_present:
+    - name: {{ rabbitmq.airflow.vhost | json }}
+    - default_queue_type: {{ rabbitmq.default_queue_type | json }}
+    - require:
+      - rabbitmq_ha: rabbitmq-cluster-healthy
+
+rabbitmq-airflow-policy:
+  rabbitmq_ha.policy_present:
+    - name: {{ rabbitmq.policy.name | json }}
+    - vhost: {{ rabbitmq.airflow.vhost | json }}
+    - pattern: {{ rabbitmq.policy.pattern | json }}
+    - definition: {{ rabbitmq.policy.definition | json }}
+    - priority: {{ rabbitmq.policy.priority }}
+    - apply_to: queues
+    - require:
+      - rabbitmq_ha: rabbitmq-airflow-vhost
+
+rabbitmq-airflow-user:
+  rabbitmq_ha.user_present:
+    - name: {{ rabbitmq.airflow.user | json }}
+    - password: {{ salt['pillar.get']('secrets:rabbitmq:airflow_password') | json }}
+    - permissions:
+        {{ rabbitmq.airflow.vhost | json }}: ['.*', '.*', '.*']
+    - require:
+      - rabbitmq_ha: rabbitmq-airflow-vhost
+
+rabbitmq-admin-user:
+  rabbitmq_ha.user_present:
+    - name: {{ rabbitmq.admin_user | json }}
+    - password: {{ salt['pillar.get']('secrets:rabbitmq:admin_password') | json }}
+    - tags: [administrator]
+    - permissions:
+        {{ rabbitmq.airflow.vhost | json }}: ['.*', '.*', '.*']
+        '/': ['.*', '.*', '.*']
+    - require:
+      - rabbitmq_ha: rabbitmq-airflow-vhost
+
+rabbitmq-guest-absent:
+  rabbitmq_ha.user_absent:
+    - name: guest
+    - require:
+      - rabbitmq_ha: rabbitmq-admin-user
+{%- endif %}

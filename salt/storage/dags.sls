@@ -12,7 +12,8 @@ storage-dags-pushed:
     - group: root
     - dir_mode: '0755'
     - file_mode: '0644'
-    - exclude_pat: README.md
+    # Python's bytecode caches are not Salt's to remove
+    - exclude_pat: 'E@(^|/)(README\.md|__pycache__)($|/)'
 {%- elif dags.distribution == 'git' %}
 storage-dags-git-package:
   pkg.installed:

@@ -4,6 +4,9 @@
 # always in sync without a replication daemon (lsyncd or DRBD would add a
 # second source of truth to keep consistent after a failover). The NFS VIP
 # (inventory:vips:nfs) moves between them with keepalived (salt/keepalived).
+include:
+  - keepalived
+
 storage-nfs-server-package:
   pkg.installed:
     - name: {{ storage.nfs_server_package }}

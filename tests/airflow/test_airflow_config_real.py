@@ -1,10 +1,13 @@
-"""Real Airflow (the pinned 3.x venv) reads the airflow.cfg our template renders.
+"""Real Airflow (the pinned venv of each line, 3.x and 2.x) reads the
+airflow.cfg our template renders.
 
-The venv is the one tools/pin_airflow.sh builds under /var/cache/airflow-ha/
-(cold build about 2-3 minutes); the test is skipped when it is absent.
+The venvs are the ones `make deps` (tools/install-deps.sh) builds under
+/var/cache/airflow-ha/ (about a minute each); a line is skipped when its venv
+is absent.
 """
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -15,39 +18,60 @@ import yaml
 import _modules.airflow_ha as airflow_ha
 
 REPO = Path(__file__).resolve().parents[2]
-AIRFLOW = Path("/var/cache/airflow-ha/pin3/bin/airflow")
 
-pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(not AIRFLOW.exists(), reason="run tools/pin_airflow.sh 3 3.3.2 first")]
+pytestmark = [pytest.mark.integration]
 
 
-def _settings(tmp_path):
+def _version(major):
+    text = (REPO / "requirements" / f"airflow-{major}.txt").read_text()
+    return re.search(r"^apache-airflow==(\S+)$", text, re.M).group(1)
+
+
+def _airflow(major):
+    return Path(f"/var/cache/airflow-ha/pin{major}/bin/airflow")
+
+
+def _settings(tmp_path, major):
     area = REPO / "salt" / "airflow"
     settings = yaml.safe_load((area / "defaults.yaml").read_text())
     settings.update(yaml.safe_load((area / "osfamilymap.yaml").read_text())["Debian"])
     settings.update(home=str(tmp_path), dags_folder=str(tmp_path / "dags"), api_port=48080,
                     log_server_port=48793, flower_port=48555, scheduler_health_port=48974,
-                    api_url="http://127.0.0.1:48080")
+                    api_url="http://127.0.0.1:48080", major=major, version=_version(major),
+                    requirements=f"airflow-{major}.txt")
     airflow_ha.check_settings(settings)
     return settings
 
 
-def _get(tmp_path, env, section, key):
-    return subprocess.run([str(AIRFLOW), "config", "get-value", section, key], env=env, check=True,
+def _get(major, env, section, key):
+    return subprocess.run([str(_airflow(major)), "config", "get-value", section, key], env=env, check=True,
                           capture_output=True, text=True, timeout=120).stdout.strip().splitlines()[-1]
 
 
-def test_real_airflow_reads_rendered_config(tmp_path):
-    settings = _settings(tmp_path)
+@pytest.mark.parametrize("major", [
+    pytest.param(m, id=f"airflow{m}", marks=pytest.mark.skipif(not _airflow(m).exists(), reason="make deps first"))
+    for m in (3, 2)])
+def test_real_airflow_reads_rendered_config(tmp_path, major):
+    settings = _settings(tmp_path, major)
     template = (REPO / "salt/airflow/files/airflow.cfg.jinja").read_text()
     (tmp_path / "airflow.cfg").write_text(jinja2.Template(template).render(airflow=settings))
     conn = airflow_ha.db_url("airflow", "s3cr/t@x", "127.0.0.1", 45432, "airflow")
     broker = airflow_ha.broker_url("airflow", "p:w", ["127.0.0.1", "127.0.0.2"], 45672, "airflow")
     env = dict(os.environ, AIRFLOW_HOME=str(tmp_path), AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=conn,
                AIRFLOW__CELERY__BROKER_URL=broker)
-    assert _get(tmp_path, env, "core", "executor") == "CeleryExecutor"
-    assert _get(tmp_path, env, "core", "execution_api_server_url") == "http://127.0.0.1:48080/execution/"
-    assert _get(tmp_path, env, "logging", "worker_log_server_port") == "48793"
-    assert _get(tmp_path, env, "metrics", "statsd_on") == "True"
-    assert _get(tmp_path, env, "database", "sql_alchemy_conn") == conn
-    assert _get(tmp_path, env, "celery", "broker_url") == broker
+    assert _get(major, env, "core", "executor") == "CeleryExecutor"
+    if major >= 3:
+        assert _get(major, env, "core", "execution_api_server_url") == "http://127.0.0.1:48080/execution/"
+        assert _get(major, env, "api", "port") == "48080"
+    else:
+        assert _get(major, env, "webserver", "web_server_port") == "48080"
+        assert _get(major, env, "scheduler", "standalone_dag_processor") == "True"
+        assert _get(major, env, "metrics", "timer_unit_consistency") == "True"
+        # as written: Airflow 2 appends nothing, both backends import
+        backends = _get(major, env, "api", "auth_backends").split(",")
+        assert backends == ["airflow.providers.fab.auth_manager.api.auth.backend.basic_auth",
+                            "airflow.api.auth.backend.session"]
+    assert _get(major, env, "logging", "worker_log_server_port") == "48793"
+    assert _get(major, env, "metrics", "statsd_on") == "True"
+    assert _get(major, env, "database", "sql_alchemy_conn") == conn
+    assert _get(major, env, "celery", "broker_url") == broker

@@ -9,21 +9,27 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-AIRFLOW_VENV = Path("/var/cache/airflow-ha/pin3")
 
 pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze missing"),
-              pytest.mark.skipif(not AIRFLOW_VENV.exists(), reason="run tools/pin_airflow.sh 3 3.3.2 first")]
+              pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze missing")]
 
 
-@pytest.mark.parametrize("name,args", [("scheduler", "scheduler"), ("worker", "celery worker"),
-                                       ("webserver", "api-server --port 48080")])
-def test_unit_verifies(tmp_path, name, args):
+def _venv(major):
+    return Path(f"/var/cache/airflow-ha/pin{major}")
+
+
+@pytest.mark.parametrize("major,name,args", [
+    pytest.param(major, name, args, id=f"airflow{major}-{name}",
+                 marks=pytest.mark.skipif(not _venv(major).exists(), reason="make deps builds the Airflow venvs"))
+    for major, name, args in [(3, "scheduler", "scheduler"), (3, "worker", "celery worker"),
+                              (3, "webserver", "api-server --port 48080"), (2, "webserver", "webserver --port 48080"),
+                              (2, "dag-processor", "dag-processor")]])
+def test_unit_verifies(tmp_path, major, name, args):
     area = REPO / "salt" / "airflow"
     settings = yaml.safe_load((area / "defaults.yaml").read_text())
     settings.update(yaml.safe_load((area / "osfamilymap.yaml").read_text())["Debian"])
     # existing paths on this host: verify checks ExecStart and the user exist
-    settings.update(venv=str(AIRFLOW_VENV), env_file="/dev/null", user="root", home=str(tmp_path))
+    settings.update(venv=str(_venv(major)), env_file="/dev/null", user="root", home=str(tmp_path))
     unit = tmp_path / f"airflow-{name}.service"
     unit.write_text(jinja2.Template((area / "files/airflow.service.jinja").read_text())
                     .render(airflow=settings, name=name, args=args))

@@ -122,4 +122,5 @@ def test_another_key_is_refused(db3, worker_address, tmp_path):
 def test_dags_are_pushed_from_the_salt_fileserver(db3):
     listing = db3.run(["ls", "-la", "/srv/airflow/dags"]).stdout
     assert "README.md" not in listing
+    assert "airflow_ha_smoke.py" in listing and "card_processing.py" in listing
     assert db3.run(["stat", "-c", "%U %a", "/srv/airflow/dags"]).stdout.split() == ["root", "755"]

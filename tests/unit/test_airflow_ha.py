@@ -1,5 +1,11 @@
 """Unit tests of _modules/airflow_ha.py (no Airflow needed)."""
 
+import base64
+import http.server
+import json
+import threading
+import urllib.parse
+
 import pytest
 from salt.exceptions import CommandExecutionError
 
@@ -66,3 +72,149 @@ def test_health_parses_airflow3(monkeypatch):
 def test_health_unreachable_raises():
     with pytest.raises(CommandExecutionError, match="unreachable"):
         airflow_ha.health(url="http://127.0.0.1:48999", timeout=1)
+
+
+def test_conn_uri_quotes_every_part():
+    import _modules.airflow_ha as airflow_ha
+
+    uri = airflow_ha.conn_uri("ftp", "ftp1", 21, "card ftp", "p/ss@:w#rd", extra={"key_file": "/a b/k"})
+    assert uri == "ftp://card%20ftp:p%2Fss%40%3Aw%23rd@ftp1:21?key_file=%2Fa+b%2Fk"
+
+
+def test_check_settings_requirements_match_major():
+    assert airflow_ha.check_settings(dict(GOOD, requirements="airflow-3.txt")) is True
+    two = dict(GOOD, major=2, version="2.11.2", requirements="airflow-2.txt")
+    assert airflow_ha.check_settings(two) is True
+    with pytest.raises(CommandExecutionError, match="airflow:requirements"):
+        airflow_ha.check_settings(dict(two, requirements="airflow-3.txt"))
+
+
+def test_health_parses_airflow2(monkeypatch):
+    seen = []
+    data = {"metadatabase": {"status": "healthy"},
+            "scheduler": {"status": "healthy", "latest_scheduler_heartbeat": "2026-11-23T08:00:00+00:00"},
+            "triggerer": {"status": "healthy", "latest_triggerer_heartbeat": None},
+            "dag_processor": {"status": None, "latest_dag_processor_heartbeat": None}}
+    monkeypatch.setattr(airflow_ha, "_get_json", lambda url, timeout: seen.append(url) or data)
+    out = airflow_ha.health(url="http://h:8080/", major=2)
+    assert seen == ["http://h:8080/health"]
+    # a standalone DAG processor that never ran reports no status: not healthy
+    assert out["healthy"] is False and out["components"]["dag_processor"] is None
+    data["dag_processor"]["status"] = "healthy"
+    assert airflow_ha.health(url="http://h:8080", major=2)["healthy"] is True
+
+
+# ------------------------------------------------ REST API against a fake server
+RUN_ID = "manual__2026-11-23T08:00:00.123456+00:00"
+
+
+class FakeAirflow(http.server.BaseHTTPRequestHandler):
+    """Answers like Airflow 2 (/api/v1, basic auth) or 3 (/auth/token, /api/v2, Bearer)."""
+
+    major = 2
+    requests = []
+
+    def log_message(self, *args):
+        pass
+
+    def _reply(self, code, body):
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _handle(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length)) if length else None
+        self.requests.append((self.command, self.path, self.headers.get("Authorization"), body))
+        if self.major >= 3 and self.path == "/auth/token":
+            ok = body == {"username": "admin", "password": "s3cr:t"}
+            return self._reply(201, {"access_token": "jwt"}) if ok else self._reply(401, {"detail": "no"})
+        expected = "Bearer jwt" if self.major >= 3 else "Basic " + base64.b64encode(b"admin:s3cr:t").decode()
+        if self.headers.get("Authorization") != expected:
+            # Airflow 2's FAB auth manager falls back to the anonymous Public role: 403
+            return self._reply(401 if self.major >= 3 else 403, {"title": "Unauthorized"})
+        prefix = "/api/v2" if self.major >= 3 else "/api/v1"
+        run_path = f"{prefix}/dags/airflow_ha_smoke/dagRuns/{urllib.parse.quote(RUN_ID, safe='')}"
+        if self.command == "GET" and self.path == f"{prefix}/dags?limit=1":
+            return self._reply(200, {"dags": [], "total_entries": 0})
+        if self.command == "PATCH" and self.path == f"{prefix}/dags/airflow_ha_smoke":
+            return self._reply(200, {"dag_id": "airflow_ha_smoke", "is_paused": False})
+        if self.command == "POST" and self.path == f"{prefix}/dags/airflow_ha_smoke/dagRuns":
+            return self._reply(200, {"dag_run_id": RUN_ID, "state": "queued"})
+        if self.command == "GET" and self.path == run_path:
+            run = {"dag_run_id": RUN_ID, "state": "success", "logical_date": "2026-11-23T08:00:00.123456+00:00",
+                   "start_date": "2026-11-23T08:00:01+00:00"}
+            if self.major >= 3:
+                run.update(logical_date=None, queued_at="2026-11-23T08:00:00.5+00:00")
+            return self._reply(200, run)
+        if self.command == "GET" and self.path == run_path + "/taskInstances":
+            return self._reply(200, {"task_instances": [
+                {"task_id": "report_host", "state": "success", "hostname": "af1", "try_number": 1,
+                 "queued_when": "2026-11-23T08:00:02+00:00", "start_date": "2026-11-23T08:00:03+00:00",
+                 "end_date": "2026-11-23T08:00:04+00:00", "pid": 42}], "total_entries": 1})
+        return self._reply(404, {"title": "Not Found", "path": self.path})
+
+    do_GET = do_POST = do_PATCH = _handle
+
+
+@pytest.fixture(params=[2, 3])
+def fake_airflow(request):
+    handler = type("Handler", (FakeAirflow,), {"major": request.param, "requests": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield request.param, f"http://127.0.0.1:{server.server_address[1]}", handler.requests
+    server.shutdown()
+    server.server_close()
+
+
+def test_api_token_checks_credentials(fake_airflow):
+    major, url, requests = fake_airflow
+    token = airflow_ha.api_token(url, password="s3cr:t", major=major)
+    if major >= 3:
+        assert token == "jwt"
+    else:
+        # no token in Airflow 2: the basic credentials, once the API accepted them
+        assert base64.b64decode(token) == b"admin:s3cr:t"
+        assert requests[-1][:2] == ("GET", "/api/v1/dags?limit=1")
+    with pytest.raises(CommandExecutionError, match="HTTP 401" if major >= 3 else "HTTP 403.*wrong password"):
+        airflow_ha.api_token(url, password="wrong", major=major)
+
+
+def test_trigger_and_wait_use_the_api_of_the_line(fake_airflow):
+    major, url, requests = fake_airflow
+    run_id = airflow_ha.trigger_dag("airflow_ha_smoke", url, password="s3cr:t", major=major)
+    assert run_id == RUN_ID
+    prefix = "/api/v2" if major >= 3 else "/api/v1"
+    calls = [(m, p, b) for m, p, a, b in requests if not p.startswith(("/auth/", f"{prefix}/dags?"))]
+    body = {"logical_date": None, "conf": {}} if major >= 3 else {"conf": {}}
+    assert calls == [("PATCH", f"{prefix}/dags/airflow_ha_smoke", {"is_paused": False}),
+                     ("POST", f"{prefix}/dags/airflow_ha_smoke/dagRuns", body)]
+    assert {a for m, p, a, b in requests if p.startswith(prefix)} == (
+        {"Bearer jwt"} if major >= 3 else {"Basic " + base64.b64encode(b"admin:s3cr:t").decode()})
+
+    run = airflow_ha.wait_dag_run("airflow_ha_smoke", run_id, timeout=5, url=url, password="s3cr:t", major=major)
+    assert run["state"] == "success"
+    assert run["tasks"]["report_host"] == {"state": "success", "hostname": "af1", "try_number": 1,
+                                           "queued_when": "2026-11-23T08:00:02+00:00",
+                                           "start_date": "2026-11-23T08:00:03+00:00",
+                                           "end_date": "2026-11-23T08:00:04+00:00"}
+    # Airflow 2 has no queued_at: an API-triggered run is queued at its logical date
+    assert run["queued_at"] == ("2026-11-23T08:00:00.5+00:00" if major >= 3 else "2026-11-23T08:00:00.123456+00:00")
+
+
+def test_wait_dag_run_raises_on_failure(fake_airflow, monkeypatch):
+    major, url, _ = fake_airflow
+    monkeypatch.setattr(airflow_ha, "dag_run", lambda *a, **k: {"state": "failed", "tasks": {"t": {}}})
+    with pytest.raises(CommandExecutionError, match="failed"):
+        airflow_ha.wait_dag_run("d", "r", timeout=5, url=url, password="s3cr:t", major=major)
+
+
+def test_smoke_test_runs_on_both_lines(fake_airflow, monkeypatch):
+    major, url, _ = fake_airflow
+    monkeypatch.setattr(airflow_ha, "wait_healthy", lambda *a, **k: {"healthy": True})
+    out = airflow_ha.smoke_test(url=url, major=major, timeout=5, password="s3cr:t")
+    assert out["state"] == "success" and out["tasks"] == {"report_host": {"state": "success", "hostname": "af1"}}

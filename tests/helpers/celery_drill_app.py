@@ -1,0 +1,32 @@
+"""A Celery app configured like Airflow's workers on the RabbitMQ cluster: the
+settings come from the rendered salt/airflow/files/airflow_ha_celery.py.jinja
+(env HA_CELERY_FILE) on top of Airflow's queue name. Its one task appends its
+sequence number to RECORD_FILE, so a drill can count lost and repeated work.
+
+    celery -A tests.helpers.celery_drill_app worker -P threads -c 4
+"""
+
+import importlib.util
+import os
+
+from celery import Celery
+
+
+def load_ha_settings(path):
+    spec = importlib.util.spec_from_file_location("airflow_ha_celery", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+ha = load_ha_settings(os.environ["HA_CELERY_FILE"])
+app = Celery("drill", broker=os.environ["BROKER_URL"])
+# Airflow's own default queue name; everything else from the shipped settings
+app.conf.update(ha.merged({"task_default_queue": "default"}, ha.HA_SETTINGS))
+
+
+@app.task(name="record")
+def record(seq):
+    with open(os.environ["RECORD_FILE"], "a") as f:
+        f.write(f"{seq}\n")
+    return seq

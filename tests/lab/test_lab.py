@@ -1,0 +1,102 @@
+"""The whole chain on the local rehearsal: `make lab` (tools/lab/up.sh) takes
+bare LXC containers from Vagrant to a working HA Airflow through the
+orchestrate SLS and its smoke DAG; a second run changes nothing; drills take
+out the active HAProxy, a RabbitMQ node, a scheduler and the Patroni leader's
+host. Prints every figure."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.helpers.inventory import REPO
+
+pytestmark = [pytest.mark.lab, pytest.mark.slow,
+              pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root (LXC)")]
+
+sys.path.insert(0, str(REPO / "tools" / "lab"))
+import drill  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def lab():
+    subprocess.run([str(REPO / "tools" / "lab" / "destroy.sh")], cwd=REPO, capture_output=True)
+    proc = subprocess.run([str(REPO / "tools" / "lab" / "up.sh")], cwd=REPO, capture_output=True, text=True,
+                          timeout=2400)
+    out = proc.stdout + proc.stderr
+    # kept outside .lab, which the teardown removes
+    Path("/var/tmp/airflow-ha-lab-up.out").write_text(out)
+    try:
+        assert proc.returncode == 0, out[-6000:]
+        yield out
+    finally:
+        if not os.environ.get("AIRFLOW_HA_KEEP_LAB"):
+            subprocess.run([str(REPO / "tools" / "lab" / "destroy.sh")], cwd=REPO, capture_output=True)
+
+
+def master():
+    return drill.container(next(iter(drill.inventory()["hosts"])))
+
+
+def test_bringup_ends_with_the_smoke_dag_succeeding(lab):
+    figure = [line for line in lab.splitlines() if line.startswith(("FIGURE lab bring-up", "WARNING: the first"))]
+    print("\n" + "\n".join(figure))
+    assert figure
+    smoke = lab[lab.rindex("ID: orch-smoke-dag"):]
+    assert re.search(r"Result: True", smoke[:300]), smoke[:2000]
+    assert re.search(r"state:\s+success", smoke), smoke[:2000]
+    assert re.search(r"Failed:\s+0\n", smoke), smoke[-1000:]
+
+
+def test_no_secret_reaches_the_output(lab):
+    secrets = yaml.safe_load((REPO / ".secrets" / "airflow_ha_secrets.sls").read_text())["secrets"]
+    values = []
+
+    def walk(tree):
+        for value in tree.values():
+            walk(value) if isinstance(value, dict) else values.append(str(value))
+
+    walk(secrets)
+    leaked = [v[:4] + "..." for v in values if len(v) >= 8 and v in lab]
+    assert leaked == []
+
+
+def count_changes(orchestrate):
+    """{minion: [state ids with changes]} of every salt.state step of an orchestrate run (--out=json)."""
+    changed = {}
+    for steps in orchestrate["data"].values():
+        for step_id, step in steps.items():
+            if not step_id.startswith("salt_|-") or not step_id.endswith("_|-state"):
+                continue
+            for minion, states in (step.get("changes") or {}).get("ret", {}).items():
+                if isinstance(states, dict):
+                    ids = [s.get("__id__", k) for k, s in states.items() if isinstance(s, dict) and s.get("changes")]
+                    if ids:
+                        changed.setdefault(minion, []).extend(ids)
+    return changed
+
+
+def test_a_second_orchestrate_run_changes_nothing(lab):
+    started = time.monotonic()
+    proc = subprocess.run(["lxc-attach", "-n", master(), "--", "salt-run", "--out=json", "state.orchestrate",
+                           "orch.bringup"], capture_output=True, text=True, timeout=1200)
+    elapsed = time.monotonic() - started
+    result = json.loads(proc.stdout)
+    changed = count_changes(result)
+    print(f"\nFIGURE lab no-op orchestrate: {elapsed:.0f} s, states changed {sum(map(len, changed.values()))}")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert changed == {}
+
+
+def test_drills_recover_with_no_lost_work(lab):
+    results = drill.main(["all"])
+    assert results["haproxy"]["recovered_s"] < 60
+    assert results["leader"]["lost"] == 0
+    assert results["leader"]["smoke"] == "success"
+    assert results["rabbitmq"]["smoke"] == "success" and results["scheduler"]["smoke"] == "success"

@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Switchover drill through HAProxy: a real 3-member etcd + Patroni +
+PostgreSQL cluster on loopback and HAProxy in front of it, both configured
+from the states' templates (salt/haproxy/files/haproxy.cfg.jinja with the
+shipped check timing: inter 3s fall 3 rise 2, or --fastinter/--downinter).
+
+    .venv/bin/python tools/drill_haproxy_switchover.py [--runs 3] [--fastinter 1s --downinter 1s]
+
+A writer inserts a row through HAProxy's read/write port every ~0.1 s. Per
+run, prints the time from the switchover request to the first write committed
+on the new leader through HAProxy, the write outage (last write on the old
+leader to the first on the new one) and the writes refused meanwhile; then
+the medians.
+"""
+
+import argparse
+import multiprocessing
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [ROOT, os.path.join(ROOT, "tools")]
+
+import yaml  # noqa: E402
+
+import gen_secrets  # noqa: E402
+import render as render_tool  # noqa: E402
+from drill_patroni_failover import wait_healthy  # noqa: E402
+from tests.haproxy.lb import LoadBalancer, lb_context, switchover_drill, wait_for  # noqa: E402
+from tests.helpers.patroni_cluster import MEMBERS, PatroniCluster  # noqa: E402
+from tests.helpers.state_render import _render_in_fresh_process  # noqa: E402
+
+OFFSET = 200  # ports clear of tests/postgres (0) and tests/haproxy (100)
+
+
+def salt_env(tmp):
+    secrets = {}
+    gen_secrets.fill(secrets)
+    secrets_dir = os.path.join(tmp, "secrets")
+    gen_secrets.write_private(os.path.join(secrets_dir, "airflow_ha_secrets.sls"), yaml.safe_dump({"secrets": secrets}))
+    cache = os.path.join(tmp, "cache")
+    render_tool.sync_modules(secrets_dir, cache)
+    return secrets_dir, cache
+
+
+def in_fresh_process(*args):
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_render_in_fresh_process, args)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--fastinter", default="", help="haproxy:check:fastinter to drill with, e.g. 1s")
+    parser.add_argument("--downinter", default="", help="haproxy:check:downinter to drill with, e.g. 1s")
+    args = parser.parse_args(argv)
+    tmp = tempfile.mkdtemp(prefix="airflow-ha-lb-drill-", dir="/var/tmp")
+    os.chmod(tmp, 0o755)  # PostgreSQL runs as postgres below it
+    try:
+        return drill(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def drill(args, tmp):
+    env = salt_env(tmp)
+    etcd_ctx = in_fresh_process("db1", "compact", "etcd", "etcd-config", "debian12", {}, *env, True)
+    patroni_ctx = in_fresh_process("db1", "compact", "postgres", "postgres-patroni-config", "debian12", {}, *env, True)
+    haproxy_ctx = in_fresh_process("af1", "compact", "haproxy", "haproxy-config", "debian12", {}, *env, True)
+    with PatroniCluster(etcd_ctx, patroni_ctx, os.path.join(tmp, "cluster"), offset=OFFSET) as cluster:
+        cluster.superuser_password = patroni_ctx["patroni"]["superuser"]["password"]
+        ctx = lb_context(haproxy_ctx["haproxy"], cluster, tmp)
+        ctx["check"].update({k: v for k, v in (("fastinter", args.fastinter), ("downinter", args.downinter)) if v})
+        cfg = os.path.join(tmp, "haproxy.cfg")
+        with open(cfg, "w") as f:
+            f.write(in_fresh_process("af1", "compact", "haproxy", "haproxy-config", "debian12", {"haproxy": ctx}, *env))
+        subprocess.run(["haproxy", "-c", "-q", "-f", cfg], check=True, timeout=30)
+        c = ctx["check"]
+        print(f"HAProxy checks: inter {c['inter']} fastinter {c.get('fastinter') or '-'} "
+              f"downinter {c.get('downinter') or '-'} fall {c['fall']} rise {c['rise']}; "
+              f"Patroni: loop_wait {patroni_ctx['patroni']['dcs']['loop_wait']} s")
+        lb = LoadBalancer(cfg, ctx, cluster, os.path.join(tmp, "haproxy.log"))
+        try:
+            leader = wait_healthy(cluster)
+            wait_for(lb.settled, 120, "HAProxy to see one leader and two replicas", interval=1)
+            lb.psql("postgres_rw", "create table lb_drill (id serial primary key)")
+            runs = []
+            for run in range(1, args.runs + 1):
+                leader = wait_healthy(cluster)
+                wait_for(lb.settled, 120, "HAProxy to see one leader and two replicas", interval=1)
+                candidate = sorted(m for m in MEMBERS if m != leader)[run % 2]
+
+                def switchover():
+                    subprocess.run(["patronictl", "-c", cluster.configs[candidate], "switchover", "--force",
+                                    "--leader", leader, "--candidate", candidate],
+                                   capture_output=True, check=True, timeout=120)
+
+                figures = switchover_drill(lb, leader, candidate, switchover)
+                runs.append(figures)
+                print(f"switchover {run}: {leader} -> {candidate}: first write on the new leader through HAProxy "
+                      f"{figures['to_write']:.1f} s after the request; write outage {figures['outage']:.1f} s; "
+                      f"{figures['refused']} writes refused")
+        finally:
+            lb.stop()
+    print(f"median over {len(runs)} runs: request to write {statistics.median(r['to_write'] for r in runs):.1f} s "
+          f"(min {min(r['to_write'] for r in runs):.1f}, max {max(r['to_write'] for r in runs):.1f}); "
+          f"write outage {statistics.median(r['outage'] for r in runs):.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""Failure drills on the running lab (make lab first). Each prints a FIGURE line.
+
+    .venv/bin/python tools/lab/drill.py haproxy   # stop the active HAProxy: VIP moves, UI and DB back
+    .venv/bin/python tools/lab/drill.py leader    # kill the Patroni leader's host: new leader, no committed row lost,
+                                                  # Airflow still runs the smoke DAG
+    .venv/bin/python tools/lab/drill.py rabbitmq  # stop one RabbitMQ node: the smoke DAG still runs; it rejoins
+    .venv/bin/python tools/lab/drill.py scheduler # stop one scheduler: the other keeps scheduling
+    .venv/bin/python tools/lab/drill.py all
+
+Commands run in the containers with lxc-attach (not Salt: the master may be
+the host that dies). The UI/API is reached from this machine through the VIP.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+
+def inventory():
+    topology = os.environ.get("AIRFLOW_HA_TOPOLOGY", "compact")
+    return yaml.safe_load((REPO / "pillar" / "inventory" / f"{topology}.yaml").read_text())
+
+
+def container(host):
+    return (REPO / ".vagrant" / "machines" / host / "lxc" / "id").read_text().strip()
+
+
+def run(host, script, check=True, timeout=120):
+    proc = subprocess.run(["lxc-attach", "-n", container(host), "--", "bash", "-c", script], capture_output=True,
+                          text=True, timeout=timeout)
+    if check and proc.returncode:
+        raise RuntimeError(f"{host}: {script!r} exited {proc.returncode}: {proc.stderr.strip()[-500:]}")
+    return proc
+
+
+def running(host):
+    out = subprocess.run(["lxc-info", "-s", "-n", container(host)], capture_output=True, text=True).stdout
+    return "RUNNING" in out
+
+
+def roles(inv, role):
+    return [h for h, spec in inv["hosts"].items() if role in spec["roles"]]
+
+
+def vip_holder(inv):
+    vip = inv["vips"]["main"]["ip"]
+    for host in roles(inv, "haproxy"):
+        if vip + "/" in run(host, "ip -4 -o addr show").stdout:
+            return host
+    return None
+
+
+# a write through HAProxy's leader port, from an Airflow host, with Airflow's own DB URL (never printed)
+WRITE = r"""set -a; . /etc/default/airflow; set +a
+/opt/airflow/venv/bin/python - <<'PY'
+import os, sqlalchemy
+url = os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+engine = sqlalchemy.create_engine(url, connect_args={"connect_timeout": 3})
+with engine.begin() as c:
+    c.exec_driver_sql("CREATE TABLE IF NOT EXISTS lab_drill (id serial PRIMARY KEY, at timestamptz DEFAULT now())")
+    print(c.exec_driver_sql("INSERT INTO lab_drill DEFAULT VALUES RETURNING id").scalar())
+PY"""
+COUNT = WRITE.replace(
+    'c.exec_driver_sql("INSERT INTO lab_drill DEFAULT VALUES RETURNING id").scalar()',
+    'c.exec_driver_sql("SELECT count(*) FROM lab_drill").scalar()')
+
+
+def db_write(host, check=False):
+    proc = run(host, WRITE, check=check, timeout=30)
+    return int(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 and proc.stdout.strip() else None
+
+
+def ui_healthy(inv):
+    url = f"http://{inv['vips']['main']['ip']}/api/v2/monitor/health"
+    try:
+        with urllib.request.urlopen(url, timeout=3) as resp:
+            return json.loads(resp.read()).get("metadatabase", {}).get("status") == "healthy"
+    except (OSError, ValueError):
+        return False
+
+
+def wait(check, timeout, what):
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if check():
+            return time.monotonic() - start
+        time.sleep(0.5)
+    raise TimeoutError(f"{what}: not within {timeout} s")
+
+
+def drill_haproxy(inv):
+    active = vip_holder(inv)
+    assert active, "no host holds the main VIP"
+    client = next(h for h in roles(inv, "scheduler"))
+    assert db_write(client) is not None and ui_healthy(inv)
+    run(active, "systemctl stop haproxy")
+    stopped = time.monotonic()
+    try:
+        moved = wait(lambda: vip_holder(inv) not in (None, active), 60, "VIP move")
+        wait(lambda: ui_healthy(inv), 60, "UI/API through the VIP")
+        wait(lambda: db_write(client) is not None, 60, "DB write through the VIP")
+        total = time.monotonic() - stopped
+    finally:
+        run(active, "systemctl start haproxy")
+    print(f"FIGURE drill haproxy: stopped HAProxy on {active}; VIP on {vip_holder(inv)} after {moved:.1f} s, "
+          f"UI/API and DB writes through the VIP again {total:.1f} s after the stop", flush=True)
+    return {"vip_moved_s": moved, "recovered_s": total}
+
+
+def patroni_leader(inv, via):
+    out = run(via, "patronictl -c /etc/patroni/config.yml list -f json").stdout
+    return next(m["Member"] for m in json.loads(out) if m["Role"].lower() in ("leader", "master", "primary"))
+
+
+def smoke(inv):
+    """The orchestrate's smoke test, from this machine (the Salt master may be the dead host)."""
+    import _modules.airflow_ha as airflow_ha
+
+    secrets = yaml.safe_load((REPO / ".secrets" / "airflow_ha_secrets.sls").read_text())["secrets"]
+    airflow_ha.__pillar__ = {}
+    return airflow_ha.smoke_test(url=f"http://{inv['vips']['main']['ip']}", timeout=300,
+                                 password=secrets["airflow"]["admin_password"])
+
+
+def drill_leader(inv):
+    members = roles(inv, "postgres")
+    client = roles(inv, "scheduler")[0]
+    leader = patroni_leader(inv, members[0])
+    survivors = [m for m in members if m != leader]
+    db_write(client, check=True)
+    before = int(run(client, COUNT).stdout.strip().splitlines()[-1])
+    subprocess.run(["lxc-stop", "-k", "-n", container(leader)], check=True)  # the host dies
+    killed = time.monotonic()
+    try:
+        failover = wait(lambda: db_write(client) is not None, 180, "a write through the VIP on a new leader")
+        new_leader = patroni_leader(inv, survivors[0])
+        rows = int(run(client, COUNT).stdout.strip().splitlines()[-1])
+        run_ = smoke(inv)
+    finally:
+        subprocess.run(["lxc-start", "-n", container(leader)], check=True)
+    lost = max(0, before + 1 - rows)  # every row committed before the kill, plus the failover write
+    print(f"FIGURE drill leader: killed {leader} (Patroni leader host); first write through the VIP on {new_leader} "
+          f"after {failover:.1f} s; committed rows lost {lost}; smoke DAG {run_['state']} in {run_['seconds']} s "
+          f"on {list(run_['tasks'].values())[0]['hostname']}", flush=True)
+    wait(lambda: running(leader), 60, f"{leader} back")
+    return {"failover_s": failover, "lost": lost, "smoke": run_["state"], "new_leader": new_leader}
+
+
+def drill_service(inv, role, service, what):
+    """Stop ``service`` on the first host of ``role``; the smoke DAG must still succeed."""
+    host = roles(inv, role)[0]
+    run(host, f"systemctl stop {service}")
+    try:
+        started = time.monotonic()
+        result = smoke(inv)
+        elapsed = time.monotonic() - started
+    finally:
+        run(host, f"systemctl start {service}")
+    ran_on = list(result["tasks"].values())[0]["hostname"]
+    print(f"FIGURE drill {what}: stopped {service} on {host}; smoke DAG {result['state']} in {elapsed:.1f} s "
+          f"(task on {ran_on}), lost runs 0", flush=True)
+    return {"smoke": result["state"], "seconds": elapsed, "host": host}
+
+
+def drill_rabbitmq(inv):
+    out = drill_service(inv, "rabbitmq", "rabbitmq-server", "rabbitmq")
+    nodes = roles(inv, "rabbitmq")
+    survivor = nodes[1]
+    wait(lambda: all(f"rabbit@{n}" in run(survivor, "rabbitmqctl cluster_status --formatter json").stdout
+                     .split('"running_nodes":')[1].split("]")[0] for n in nodes), 180, "RabbitMQ node back")
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("drill", choices=["haproxy", "leader", "rabbitmq", "scheduler", "all"])
+    args = parser.parse_args(argv)
+    inv = inventory()
+    results = {}
+    if args.drill in ("haproxy", "all"):
+        results["haproxy"] = drill_haproxy(inv)
+    if args.drill in ("rabbitmq", "all"):
+        results["rabbitmq"] = drill_rabbitmq(inv)
+    if args.drill in ("scheduler", "all"):
+        results["scheduler"] = drill_service(inv, "scheduler", "airflow-scheduler", "scheduler")
+    if args.drill in ("leader", "all"):
+        results["leader"] = drill_leader(inv)
+    print(json.dumps(results))
+    return results
+
+
+if __name__ == "__main__":
+    main()

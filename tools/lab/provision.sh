@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Provision one lab machine (run inside it by Vagrant's shell provisioner):
+# Salt from the bind-mounted venv as systemd services, the minion's key
+# pre-seeded from .lab/pki, and on the master host the master with the repo's
+# state tree and the pre-accepted minion keys.
+# Usage: provision.sh NAME MASTER_IP VENV IS_MASTER(yes|no) TOPOLOGY
+set -euo pipefail
+name=$1 master_ip=$2 venv=$3 is_master=$4 topology=$5
+repo=/srv/airflow-ha
+unit() {  # unit NAME COMMAND
+  cat > "/etc/systemd/system/$1.service" <<UNIT
+[Unit]
+Description=$1 (lab: Salt from the host's venv)
+After=network-online.target
+[Service]
+ExecStart=$2
+Restart=on-failure
+KillMode=process
+[Install]
+WantedBy=multi-user.target
+UNIT
+}
+cli() {  # the venv's scripts name the host's venv path in their #!: run them through its python
+  for tool in "$@"; do
+    printf '#!/bin/sh\nexec %s/bin/python %s/bin/%s "$@"\n' "$venv" "$venv" "$tool" > "/usr/local/bin/$tool"
+    chmod 0755 "/usr/local/bin/$tool"
+  done
+}
+mkdir -p /etc/salt/minion.d /etc/salt/pki/minion
+# keepalive and master pings: a minion whose connection died silently (e.g.
+# under a firewall change) notices within seconds and reconnects
+cat > /etc/salt/minion.d/lab.conf <<CONF
+master: $master_ip
+id: $name
+airflow_ha_topology: $topology
+state_output: changes
+tcp_keepalive: True
+tcp_keepalive_idle: 15
+tcp_keepalive_cnt: 3
+tcp_keepalive_intvl: 5
+ping_interval: 1
+CONF
+install -m 0600 "$repo/.lab/pki/$name.pem" /etc/salt/pki/minion/minion.pem
+install -m 0644 "$repo/.lab/pki/$name.pub" /etc/salt/pki/minion/minion.pub
+install -m 0644 "$repo/.lab/pki/master.pub" /etc/salt/pki/minion/minion_master.pub
+if [ "$is_master" = yes ]; then
+  mkdir -p /etc/salt/master.d /etc/salt/pki/master/minions
+  cat > /etc/salt/master.d/lab.conf <<CONF
+file_roots:
+  base: [$repo/salt]
+pillar_roots:
+  base: [$repo/pillar, $repo/.secrets, $repo/.lab/pillar]
+airflow_ha_topology: $topology
+state_output: changes
+timeout: 30
+CONF
+  install -m 0600 "$repo/.lab/pki/master.pem" /etc/salt/pki/master/master.pem
+  install -m 0644 "$repo/.lab/pki/master.pub" /etc/salt/pki/master/master.pub
+  for pub in "$repo"/.lab/pki/*.pub; do
+    host=$(basename "$pub" .pub)
+    [ "$host" = master ] || install -m 0644 "$pub" "/etc/salt/pki/master/minions/$host"
+  done
+  unit salt-master "$venv/bin/python $venv/bin/salt-master"
+  cli salt salt-run salt-key
+fi
+unit salt-minion "$venv/bin/python $venv/bin/salt-minion"
+cli salt-call
+systemctl daemon-reload
+[ "$is_master" = yes ] && systemctl enable --now salt-master
+systemctl enable --now salt-minion

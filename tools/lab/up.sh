@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# make lab: from a fresh Debian 12 machine (root) to a rehearsed HA Airflow in
+# LXC containers: packages, box, bridge, Salt keys, `vagrant up`, the
+# orchestrated bring-up from the master, then the smoke DAG's result and the
+# URLs. Prints the bring-up figures. AIRFLOW_HA_TOPOLOGY=compact|full.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+topology=${AIRFLOW_HA_TOPOLOGY:-compact}
+export AIRFLOW_HA_TOPOLOGY=$topology
+t0=$(date +%s)
+
+need=()
+for p in lxc lxc-templates vagrant vagrant-lxc dnsmasq-base; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+tools/install-deps.sh
+[ -f .secrets/airflow_ha_secrets.sls ] || .venv/bin/python tools/gen_secrets.py
+
+# networks: LXC's NAT bridge (eth0, package mirrors, vagrant ssh) and the
+# inventory's network on a bridge of our own (eth1, fixed IPs, VIPs)
+# (no systemd on such hosts: started by hand, and restarted when a previous
+# session left the bridge without its dnsmasq)
+if ! pgrep -f 'dnsmasq.*lxcbr0' >/dev/null; then
+  USE_LXC_BRIDGE=true /usr/libexec/lxc/lxc-net stop force >/dev/null 2>&1 || true
+  USE_LXC_BRIDGE=true /usr/libexec/lxc/lxc-net start
+fi
+bridge=${AIRFLOW_HA_LAB_BRIDGE:-ahlab0}
+export AIRFLOW_HA_LAB_BRIDGE=$bridge
+gateway=$(.venv/bin/python tools/lab/inventory.py "$topology" gateway)
+if ! ip link show "$bridge" >/dev/null 2>&1; then
+  ip link add "$bridge" type bridge
+  ip addr add "$gateway" dev "$bridge"
+  ip link set "$bridge" up
+fi
+
+tools/lab/build-box.sh
+# Airflow's wheels, so the containers install it without reaching PyPI
+wheels=/var/cache/airflow-ha/wheels
+if ! cmp -s requirements/airflow-3.txt "$wheels/.requirements"; then
+  /var/cache/airflow-ha/pin3/bin/pip wheel -q --disable-pip-version-check --no-deps \
+    -r requirements/airflow-3.txt -w "$wheels" 2>&1 | grep -v '^WARNING: Location' || true
+  cp requirements/airflow-3.txt "$wheels/.requirements"
+fi
+mkdir -p .lab/pillar .lab/pki
+chmod 0700 .lab
+.venv/bin/python tools/lab/inventory.py "$topology" pillar > .lab/pillar/lab.sls
+for name in master $(.venv/bin/python tools/lab/inventory.py "$topology" hosts); do
+  if [ ! -f ".lab/pki/$name.pem" ]; then  # salt-key --gen-keys of salt 3008.3 crashes after writing
+    openssl genrsa -out ".lab/pki/$name.pem" 2048 2>/dev/null
+    openssl rsa -in ".lab/pki/$name.pem" -pubout -out ".lab/pki/$name.pub" 2>/dev/null
+  fi
+done
+
+export AIRFLOW_HA_LAB_VENV=$PWD/.venv
+export AIRFLOW_HA_LAB_PYTHON=$(.venv/bin/python -c 'import sys; print(sys.base_prefix)')
+export AIRFLOW_HA_LAB_WHEELS=$wheels
+t1=$(date +%s)
+vagrant up --provider=lxc
+t2=$(date +%s)
+master=$(.venv/bin/python tools/lab/inventory.py "$topology" master)
+vagrant ssh "$master" -c "sudo salt-run manage.up timeout=60 >/dev/null; sudo salt '*' test.ping --timeout=60" 
+orchestrate() {
+  vagrant ssh "$master" -c "sudo salt '*' saltutil.refresh_pillar >/dev/null; sudo salt-run state.orchestrate orch.bringup" \
+    | tee "$1"
+}
+# The bring-up is idempotent: a step that failed on a transient (a package
+# mirror, a slow boot) is run again once, as an operator would; said loudly.
+if ! orchestrate .lab/bringup-1.log; then
+  echo "WARNING: the first orchestrate run failed (.lab/bringup-1.log); running it once more"
+  orchestrate .lab/bringup.log
+else
+  cp .lab/bringup-1.log .lab/bringup.log
+fi
+t3=$(date +%s)
+echo
+echo "FIGURE lab bring-up: setup $((t1 - t0)) s, vagrant up $((t2 - t1)) s, orchestrate $((t3 - t2)) s, total $((t3 - t0)) s"
+.venv/bin/python tools/lab/inventory.py "$topology" urls
