@@ -98,6 +98,13 @@ def check_settings(settings):
             raise ValueError
     except (TypeError, ValueError):
         errors.append("pillar airflow:worker_concurrency must be a positive integer")
+    for key in ("task_heartbeat_timeout", "orphaned_tasks_check_interval", "celery_operation_timeout"):
+        try:
+            if int(settings.get(key)) < 1:
+                raise ValueError
+        except (TypeError, ValueError):
+            errors.append("pillar airflow:{} must be a positive number of seconds, got {!r}".format(
+                key, settings.get(key)))
     if errors:
         raise CommandExecutionError("; ".join(errors))
     return True

@@ -1,6 +1,7 @@
 {%- from 'monitoring/map.jinja' import monitoring, this_host with context %}
 # Exporters on every host: node_exporter; postgres_exporter beside PostgreSQL
-# (peer authentication over the local socket, so no password is needed).
+# (peer authentication over the local socket as the pg_monitor role the
+# postgres state creates, so no password is needed).
 include:
   - monitoring.repos
 
@@ -15,6 +16,7 @@ monitoring-exporter-node-running:
     - require:
       - pkg: monitoring-exporter-node-package
 {%- if 'postgres' in this_host.roles %}
+{%- from 'postgres/map.jinja' import postgres with context %}
 
 # The exporter's DSN comes from a file of ours, named by a unit drop-in that
 # exists before the package: the package starts the exporter at install, and
@@ -23,7 +25,7 @@ monitoring-exporter-node-running:
 monitoring-exporter-postgres-dsn:
   file.managed:
     - name: /etc/airflow-ha/postgres-exporter.env
-    - contents: DATA_SOURCE_NAME="user=postgres host=/var/run/postgresql sslmode=disable"
+    - contents: DATA_SOURCE_NAME="user={{ postgres.monitoring_role }} dbname=postgres host=/var/run/postgresql sslmode=disable"
     - makedirs: True
     - mode: '0644'
 

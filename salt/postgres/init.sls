@@ -30,6 +30,34 @@ postgres-packaged-cluster-stopped:
     - require:
       - pkg: postgres-packages
 
+{%- if postgres.get('patroni_api_py') %}
+# Patroni 3.0.2 (Debian 12) writes two /metrics lines Prometheus cannot parse
+# (a space before the labels of patroni_postgres_server_version, "None" as a
+# replica's timeline), so the whole scrape fails; the upstream fix of 3.0.3,
+# applied before Patroni first starts. The patterns match only the broken
+# lines: on a fixed Patroni these states change nothing. A Patroni already
+# running picks the fix up at its next restart.
+postgres-patroni-metrics-version-line-fixed:
+  file.replace:
+    - name: {{ postgres.patroni_api_py }}
+    - pattern: 'patroni_postgres_server_version \{0\}'
+    - repl: 'patroni_postgres_server_version{0}'
+    - require:
+      - pkg: postgres-packages
+    - require_in:
+      - service: postgres-patroni-running
+
+postgres-patroni-metrics-timeline-fixed:
+  file.replace:
+    - name: {{ postgres.patroni_api_py }}
+    - pattern: "postgres.get\\('timeline', 0\\)\\)"
+    - repl: "postgres.get('timeline') or 0)"
+    - require:
+      - pkg: postgres-packages
+    - require_in:
+      - service: postgres-patroni-running
+{%- endif %}
+
 postgres-patroni-validator:
   file.managed:
     - name: /usr/local/sbin/patroni-validate-config
@@ -91,6 +119,21 @@ postgres-airflow-role:
     - password: {{ salt['pillar.get']('secrets:postgres:airflow_password') | json }}
     - encrypted: scram-sha-256
     - login: True
+    - db_user: {{ postgres.superuser }}
+    - user: {{ postgres.user }}
+    - onlyif:
+      - fun: patroni.is_leader
+        config: {{ postgres.config }}
+    - require:
+      - patroni: postgres-cluster-healthy
+
+# postgres_exporter's role: login over the local socket only (peer), no
+# password, read access to the statistics views through pg_monitor
+postgres-monitoring-role:
+  postgres_user.present:
+    - name: {{ postgres.monitoring_role }}
+    - login: True
+    - groups: pg_monitor
     - db_user: {{ postgres.superuser }}
     - user: {{ postgres.user }}
     - onlyif:

@@ -6,17 +6,18 @@ sequence number to RECORD_FILE, so a drill can count lost and repeated work.
     celery -A tests.helpers.celery_drill_app worker -P threads -c 4
 """
 
-import importlib.util
+import importlib
 import os
+import sys
 
 from celery import Celery
 
 
 def load_ha_settings(path):
-    spec = importlib.util.spec_from_file_location("airflow_ha_celery", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    # imported by name, as Airflow does from $AIRFLOW_HOME/config: the
+    # settings name a class of the module (worker_consumer)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+    return importlib.import_module(os.path.splitext(os.path.basename(path))[0])
 
 
 ha = load_ha_settings(os.environ["HA_CELERY_FILE"])

@@ -100,3 +100,6 @@ def test_drills_recover_with_no_lost_work(lab):
     assert results["leader"]["lost"] == 0
     assert results["leader"]["smoke"] == "success"
     assert results["rabbitmq"]["smoke"] == "success" and results["scheduler"]["smoke"] == "success"
+    assert results["worker"]["retried_on"].split(".")[0] != results["worker"]["killed_on"]
+    assert results["worker"]["try"] >= 2
+    assert results["monitoring"]["targets_up"] >= len(drill.inventory()["hosts"])

@@ -194,3 +194,42 @@ def test_node_loss_under_celery_load_loses_no_task(loaders, rabbit, generated_se
     assert healthy.result is True, healthy.comment
     rabbit.wait(lambda: {q["name"]: q for q in loaders.modules.rabbitmq_ha.list_queues(
         vhost=VHOST, node=leader)}["default"].get("online", []).__len__() == 3, 60, "all 3 queue replicas online")
+
+
+def test_a_worker_consumes_while_a_broker_of_its_list_hangs(loaders, rabbit, generated_secrets, celery_settings_file,
+                                                            tmp_path, monkeypatch):
+    """A dead host in the broker list (here: a port that completes TCP and
+    never speaks AMQP) must not stop a worker from consuming from the live
+    nodes: Celery's own delayed-delivery step loops on it forever."""
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)
+    record = tmp_path / "record.txt"
+    record.touch()
+    env = _celery_env(rabbit, generated_secrets, celery_settings_file, record, loaders)
+    live = env["BROKER_URL"].split(";")[0]
+    env["BROKER_URL"] = f"{live};{live.rsplit('@', 1)[0]}@127.0.0.1:{silent.getsockname()[1]}/{VHOST}"
+    for key in ("BROKER_URL", "HA_CELERY_FILE", "RECORD_FILE"):
+        monkeypatch.setenv(key, env[key])
+    worker = subprocess.Popen(
+        [os.path.join(os.path.dirname(sys.executable), "celery"), "-A", "tests.helpers.celery_drill_app", "worker",
+         "-P", "threads", "-c", "2", "--without-gossip", "--without-mingle", "-l", "INFO"],
+        cwd=str(REPO), env=env, stdout=open(tmp_path / "worker.log", "w"), stderr=subprocess.STDOUT)
+    try:
+        sys.modules.pop("tests.helpers.celery_drill_app", None)
+        from tests.helpers.celery_drill_app import record as record_task
+
+        started = time.monotonic()
+        record_task.apply_async(args=[1])
+        try:
+            rabbit.wait(lambda: record.read_text().split() == ["1"], 90, "the task to run", interval=1)
+        except Exception:
+            raise AssertionError((tmp_path / "worker.log").read_text()[-3000:]) from None
+        print(f"\nFIGURE rabbitmq hung node in the broker list: task ran {time.monotonic() - started:.1f} s "
+              f"after the worker started")
+    finally:
+        worker.terminate()
+        worker.wait(30)
+        silent.close()

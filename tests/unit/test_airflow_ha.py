@@ -12,7 +12,9 @@ from salt.exceptions import CommandExecutionError
 import _modules.airflow_ha as airflow_ha
 
 GOOD = {"major": 3, "version": "3.3.2", "api_port": 8080, "log_server_port": 8793, "flower_port": 5555,
-        "scheduler_health_port": 8974, "db_port": 5000, "amqp_port": 5672, "worker_concurrency": 8}
+        "scheduler_health_port": 8974, "db_port": 5000, "amqp_port": 5672, "worker_concurrency": 8,
+        "task_heartbeat_timeout": 120, "orphaned_tasks_check_interval": 60,
+        "celery_operation_timeout": 10}
 
 
 @pytest.fixture
@@ -53,6 +55,8 @@ def test_check_settings_ok():
     ("version", "2.11.0", "airflow:version"),
     ("api_port", "http", "airflow:api_port"),
     ("worker_concurrency", 0, "airflow:worker_concurrency"),
+    ("task_heartbeat_timeout", "soon", "airflow:task_heartbeat_timeout"),
+    ("orphaned_tasks_check_interval", 0, "airflow:orphaned_tasks_check_interval"),
 ])
 def test_check_settings_names_key(key, value, words):
     with pytest.raises(CommandExecutionError, match=words):

@@ -5,6 +5,10 @@
                                                   # Airflow still runs the smoke DAG
     .venv/bin/python tools/lab/drill.py rabbitmq  # stop one RabbitMQ node: the smoke DAG still runs; it rejoins
     .venv/bin/python tools/lab/drill.py scheduler # stop one scheduler: the other keeps scheduling
+    .venv/bin/python tools/lab/drill.py worker    # kill the Celery worker running a task: the task is
+                                                  # retried on the other worker and succeeds
+    .venv/bin/python tools/lab/drill.py monitoring # every Prometheus target up; a RabbitMQ node stopped
+                                                   # fires RabbitMQNodeDown in Prometheus and Alertmanager
     .venv/bin/python tools/lab/drill.py all
 
 Commands run in the containers with lxc-attach (not Salt: the master may be
@@ -122,14 +126,47 @@ def patroni_leader(inv, via):
     return next(m["Member"] for m in json.loads(out) if m["Role"].lower() in ("leader", "master", "primary"))
 
 
-def smoke(inv):
-    """The orchestrate's smoke test, from this machine (the Salt master may be the dead host)."""
+def airflow_api(inv):
+    """The execution module and the REST API behind the VIP, called from this machine."""
     import _modules.airflow_ha as airflow_ha
 
     secrets = yaml.safe_load((REPO / ".secrets" / "airflow_ha_secrets.sls").read_text())["secrets"]
     airflow_ha.__pillar__ = {}
-    return airflow_ha.smoke_test(url=f"http://{inv['vips']['main']['ip']}", timeout=300,
-                                 password=secrets["airflow"]["admin_password"])
+    return airflow_ha, {"url": f"http://{inv['vips']['main']['ip']}", "password": secrets["airflow"]["admin_password"]}
+
+
+def smoke(inv):
+    """The orchestrate's smoke test, from this machine (the Salt master may be the dead host)."""
+    airflow_ha, api = airflow_api(inv)
+    return airflow_ha.smoke_test(timeout=300, **api)
+
+
+def drill_worker(inv, seconds=45):
+    """Kill the Celery worker (every process of its unit) while it runs a task of airflow_ha_drill."""
+    airflow_ha, api = airflow_api(inv)
+    run_id = airflow_ha.trigger_dag("airflow_ha_drill", conf={"seconds": seconds}, **api)
+
+    def running_task():
+        ti = airflow_ha.dag_run("airflow_ha_drill", run_id, **api)["tasks"]["hold_worker_slot"]
+        return ti if ti["state"] == "running" and ti["hostname"] else None
+
+    wait(running_task, 120, "the drill task running on a worker")
+    first = running_task()
+    host = first["hostname"].split(".")[0]
+    time.sleep(5)  # mid-task
+    run(host, "systemctl kill --signal=SIGKILL airflow-worker; systemctl stop airflow-worker")
+    killed = time.monotonic()
+    try:
+        final = airflow_ha.wait_dag_run("airflow_ha_drill", run_id, timeout=600, **api)
+    finally:
+        run(host, "systemctl start airflow-worker")
+    recovered = time.monotonic() - killed
+    ti = final["tasks"]["hold_worker_slot"]
+    assert ti["hostname"].split(".")[0] != host, f"the retry ran on the killed worker's host {host}: {ti}"
+    print(f"FIGURE drill worker: killed airflow-worker on {host} during try {first['try_number']} of a {seconds} s "
+          f"task; retried as try {ti['try_number']} on {ti['hostname']}, DAG run {final['state']} {recovered:.0f} s "
+          f"after the kill (heartbeat timeout + retry delay + the whole task again); tasks lost 0", flush=True)
+    return {"recovered_s": recovered, "killed_on": host, "retried_on": ti["hostname"], "try": ti["try_number"]}
 
 
 def drill_leader(inv):
@@ -181,9 +218,58 @@ def drill_rabbitmq(inv):
     return out
 
 
+PROMETHEUS_GET = """python3 - <<'PY'
+import sys, urllib.request
+print(urllib.request.urlopen("http://127.0.0.1:%s%s", timeout=5).read().decode())
+PY"""
+
+
+def prometheus_get(inv, port, path):
+    """GET on the monitoring host itself (its firewall admits only the cluster's flows)."""
+    return json.loads(run(roles(inv, "monitoring")[0], PROMETHEUS_GET % (port, path), timeout=30).stdout)
+
+
+def targets_down(inv):
+    active = prometheus_get(inv, 9090, "/api/v1/targets?state=active")["data"]["activeTargets"]
+    return active, [f"{t['labels']['job']} {t['labels']['instance']}: {t.get('lastError') or t['health']}"
+                    for t in active if t["health"] != "up"]
+
+
+def firing(inv, alert, instance_prefix):
+    alerts = prometheus_get(inv, 9090, "/api/v1/alerts")["data"]["alerts"]
+    return [a for a in alerts if a["labels"]["alertname"] == alert and a["state"] == "firing"
+            and a["labels"].get("instance", "").startswith(instance_prefix)]
+
+
+def alertmanager_has(inv, alert):
+    return any(a["labels"]["alertname"] == alert for a in prometheus_get(inv, 9093, "/api/v2/alerts"))
+
+
+def drill_monitoring(inv):
+    """Every target up; stopping a RabbitMQ node fires RabbitMQNodeDown (rule `for: 1m`), which resolves."""
+    try:
+        waited = wait(lambda: not targets_down(inv)[1], 180, "every Prometheus target up")
+    except TimeoutError:
+        raise AssertionError(f"Prometheus targets down: {targets_down(inv)[1]}") from None
+    active, _ = targets_down(inv)
+    host = roles(inv, "rabbitmq")[0]
+    instance = inv["hosts"][host]["ip"]
+    run(host, "systemctl stop rabbitmq-server")
+    try:
+        fired = wait(lambda: firing(inv, "RabbitMQNodeDown", instance), 240, "RabbitMQNodeDown firing")
+        notified = wait(lambda: alertmanager_has(inv, "RabbitMQNodeDown"), 60, "RabbitMQNodeDown in Alertmanager")
+    finally:
+        run(host, "systemctl start rabbitmq-server")
+    resolved = wait(lambda: not firing(inv, "RabbitMQNodeDown", instance), 240, "RabbitMQNodeDown resolved")
+    print(f"FIGURE drill monitoring: {len(active)} Prometheus targets up ({waited:.0f} s wait); stopped "
+          f"rabbitmq-server on {host}: RabbitMQNodeDown firing after {fired:.0f} s (rule for: 1m), in Alertmanager "
+          f"{fired + notified:.0f} s, resolved {resolved:.0f} s after the restart", flush=True)
+    return {"targets_up": len(active), "fired_s": fired, "resolved_s": resolved}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("drill", choices=["haproxy", "leader", "rabbitmq", "scheduler", "all"])
+    parser.add_argument("drill", choices=["haproxy", "leader", "rabbitmq", "scheduler", "worker", "monitoring", "all"])
     args = parser.parse_args(argv)
     inv = inventory()
     results = {}
@@ -193,6 +279,10 @@ def main(argv=None):
         results["rabbitmq"] = drill_rabbitmq(inv)
     if args.drill in ("scheduler", "all"):
         results["scheduler"] = drill_service(inv, "scheduler", "airflow-scheduler", "scheduler")
+    if args.drill in ("worker", "all"):
+        results["worker"] = drill_worker(inv)
+    if args.drill in ("monitoring", "all"):
+        results["monitoring"] = drill_monitoring(inv)
     if args.drill in ("leader", "all"):
         results["leader"] = drill_leader(inv)
     print(json.dumps(results))
