@@ -84,6 +84,12 @@ REQUIRED_SECRETS = {
 KNOWN_DEFAULT_PASSWORDS = {"airflow_pass", "postgres", "111", "guest", "admin", "changeme", "password"}
 HOSTNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 SECRETS_FIX = "run `make secrets` (tools/gen_secrets.py) or set it in your secrets pillar"
+# With pillar tls:enabled, what every host needs: the CA (shared secrets file)
+# and its own key and certificate (tls/<host>.sls, given to that minion only).
+REQUIRED_TLS_SHARED = ("ca_cert",)
+REQUIRED_TLS_HOST = ("cert", "key")
+TLS_FIX = ("run `make secrets` (tools/gen_secrets.py issues the CA and tls/<host>.sls for every inventory host; "
+           "pillar/top.sls gives each host its own file) or set it in this host's pillar")
 
 
 def __virtual__():
@@ -279,7 +285,20 @@ def _check_secrets(secrets, members, errors):
         errors.append("secrets:airflow:fernet_key is not a Fernet key (44 url-safe base64 characters): " + SECRETS_FIX)
 
 
-def find_errors(inventory, secrets=None, ports=None, check_secrets=True):
+def _check_tls(tls, errors, host_material=True):
+    """With tls:enabled, the CA and (on a minion: the master has no host key) this host's key and cert."""
+    if not isinstance(tls, dict) or str(tls.get("enabled")).lower() not in ("true", "1", "yes", "on"):
+        return
+    needed = REQUIRED_TLS_SHARED + (REQUIRED_TLS_HOST if host_material else ())
+    for key in needed:
+        value = tls.get(key)
+        if not value:
+            errors.append(f"tls:{key} is missing (tls:enabled is true): {TLS_FIX}")
+        elif "-----BEGIN " not in str(value):
+            errors.append(f"tls:{key} is not PEM: {TLS_FIX}")
+
+
+def find_errors(inventory, secrets=None, ports=None, check_secrets=True, tls=None, tls_host_material=True):
     """
     All problems of an inventory, port map and secrets, as a list of messages
     (empty when valid). Each message names the pillar key and the fix.
@@ -300,6 +319,7 @@ def find_errors(inventory, secrets=None, ports=None, check_secrets=True):
     _check_ports(ports, errors)
     if check_secrets:
         _check_secrets(secrets, members, errors)
+        _check_tls(tls, errors, tls_host_material)
     return errors
 
 
@@ -378,7 +398,8 @@ def validate(check_secrets=True):
 
         salt-call ha_inventory.validate
     """
-    errors = find_errors(_pillar_inventory(), __pillar__.get("secrets"), __pillar__.get("ports"), check_secrets)
+    errors = find_errors(_pillar_inventory(), __pillar__.get("secrets"), __pillar__.get("ports"), check_secrets,
+                         __pillar__.get("tls"), tls_host_material=__opts__.get("__role") != "master")
     if errors:
         raise CommandExecutionError(
             "Invalid pillar, nothing was applied:\n  - " + "\n  - ".join(errors)

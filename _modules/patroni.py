@@ -2,7 +2,8 @@
 Drive a Patroni cluster: ``patronictl -f json`` for reads and cluster
 operations, Patroni's REST API for the dynamic configuration. Credentials stay
 in the Patroni config file (root/postgres-readable): nothing secret is passed on
-a command line.
+a command line. When the config has ``restapi.certfile`` (pillar tls:enabled),
+the REST API is called over https, verified against the config's CA.
 
 Understands both Patroni 3.x output (``Lag in MB``, role ``Leader``/``Replica``,
 older ``master``) and 4.1+ output (``Receive Lag``/``Replay Lag``, state
@@ -19,6 +20,7 @@ CLI Example:
 import base64
 import json
 import os
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -320,10 +322,24 @@ def show_config(config=None):
     return salt.utils.yaml.safe_load(_patronictl(["show-config"], config)) or {}
 
 
+def _tls_context(conf):
+    """An SSL context verifying the member's REST API against the CA of the
+    Patroni config (``ctl.cacert`` or ``restapi.cafile``, as patronictl does), with
+    ``ctl``'s client certificate when set; None when the REST API is plain http."""
+    restapi, ctl = conf["restapi"], conf.get("ctl") or {}
+    if not restapi.get("certfile"):
+        return None
+    context = ssl.create_default_context(cafile=ctl.get("cacert") or restapi.get("cafile"))
+    if ctl.get("certfile"):
+        context.load_cert_chain(ctl["certfile"], ctl.get("keyfile"))
+    return context
+
+
 def _rest(method, path, body=None, config=None):
     conf = _read_config(config)
     restapi = conf["restapi"]
-    url = f"http://{restapi['connect_address']}{path}"
+    context = _tls_context(conf)
+    url = f"{'https' if context else 'http'}://{restapi['connect_address']}{path}"
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
     auth = restapi.get("authentication")
@@ -331,7 +347,7 @@ def _rest(method, path, body=None, config=None):
         token = base64.b64encode(f"{auth['username']}:{auth['password']}".encode()).decode()
         req.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
+        with urllib.request.urlopen(req, timeout=10, context=context) as resp:
             text = resp.read().decode()
     except urllib.error.HTTPError as exc:
         raise CommandExecutionError(f"Patroni REST API {method} {path}: HTTP {exc.code}: {exc.read().decode()[:200]}")

@@ -2,6 +2,9 @@
 # firewall sources), the port map, and the secrets file. The secrets file lives
 # outside the repo in a root-only pillar root (see README "Secrets"); when it
 # is missing the state tree fails at render time naming each missing key.
+{#- The topology's hosts, for the per-host TLS files below. #}
+{%- set topology = opts.get('airflow_ha_topology', 'full') %}
+{%- import_yaml 'inventory/' ~ topology ~ '.yaml' as inventory %}
 base:
   '*':
     - ignore_missing: True
@@ -11,3 +14,11 @@ base:
     - airflow_ha_secrets
     # the local rehearsal's own settings (make lab writes .lab/pillar/lab.sls)
     - lab
+{#- A host's TLS key and certificate (tools/gen_tls.py writes tls/<host>.sls)
+    go to that minion id only (the id the master authenticated, not a grain),
+    so no host ever receives another host's key. #}
+{%- for host in (inventory.get('hosts') or {}) | sort %}
+  {{ host | json }}:
+    - ignore_missing: True
+    - tls.{{ host }}
+{%- endfor %}

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Render the highstate of every host of every topology for both OS families.
 
-    tools/render.py [--topology full --topology compact] [--os debian12 --os rocky9] [-v]
+    tools/render.py [--topology full --topology compact] [--os debian12 --os rocky9] [--tls] [-v]
 
 Each host is compiled as a masterless minion with faked grains (its inventory
 name as minion id, Debian 12 or Rocky Linux 9) and run with ``mock=True``:
 Salt renders every SLS, checks every requisite and orders the run, but calls
 no state function, so nothing on this machine changes. Throwaway secrets are
-generated into a temporary pillar root. Ends with the line
+generated into a temporary pillar root; ``--tls`` also issues a throwaway CA
+and host certificates (tools/gen_tls.py) and sets ``tls:enabled``. Ends with the line
 ``rendered H hosts x F os families, N errors`` and exits non-zero on errors.
 """
 
@@ -27,6 +28,7 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 import yaml  # noqa: E402
 
 import gen_secrets  # noqa: E402
+import gen_tls  # noqa: E402
 
 OS_GRAINS = {
     "debian12": {
@@ -115,6 +117,14 @@ def sync_modules(secrets_dir, cache_root):
     caller.cmd("saltutil.sync_all")
 
 
+def with_tls(secrets_text, topologies, secrets_dir, ca_dir):
+    """The secrets pillar with tls:enabled and the CA; each host's tls/<host>.sls beside it."""
+    ca_cert, _ = gen_tls.generate(gen_tls.load_topologies(topologies), secrets_dir, ca_dir)
+    data = yaml.safe_load(secrets_text) or {}
+    data.setdefault("tls", {}).update(enabled=True, ca_cert=ca_cert)
+    return yaml.safe_dump(data)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--topology", action="append", help="full and compact by default")
@@ -124,6 +134,8 @@ def main(argv=None):
     parser.add_argument("--pillar-override", action="append", default=[], metavar="DIR",
                         help="a pillar root whose files shadow the repo's (e.g. inventory/full.yaml)")
     parser.add_argument("--secrets", metavar="FILE", help="use this secrets pillar file instead of throwaway ones")
+    parser.add_argument("--tls", action="store_true",
+                        help="render with tls:enabled and a throwaway CA and host certificates")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     topologies = args.topology or ["full", "compact"]
@@ -138,6 +150,8 @@ def main(argv=None):
             data = {"secrets": {}}
             gen_secrets.fill(data["secrets"])
             text = yaml.safe_dump(data)
+        if args.tls:
+            text = with_tls(text, topologies, secrets_dir, os.path.join(tmp, "ca"))
         gen_secrets.write_private(os.path.join(secrets_dir, "airflow_ha_secrets.sls"), text)
         cache_root = os.path.join(tmp, "cache")
         sync_modules(secrets_dir, cache_root)

@@ -1,5 +1,10 @@
 {%- from 'etcd/map.jinja' import etcd with context %}
 # One member of the 3-member etcd cluster Patroni uses as its DCS.
+{%- if etcd.tls.enabled %}
+include:
+  - pki
+{%- endif %}
+
 etcd-packages:
   pkg.installed:
     - pkgs: {{ etcd.packages | json }}
@@ -26,6 +31,23 @@ etcd-config:
     - require:
       - pkg: etcd-packages
 
+{%- if etcd.tls.enabled %}
+
+etcd-tls-key:
+  # etcd's own copy of the host key; etcd re-reads its certificate files on
+  # every TLS handshake, so a renewal needs no restart
+  file.managed:
+    - name: {{ etcd.tls.key_file | json }}
+    - contents_pillar: tls:key
+    - user: {{ etcd.user }}
+    - group: {{ etcd.user }}
+    - mode: '0600'
+    - show_changes: False
+    - require:
+      - pkg: etcd-packages
+      - file: pki-dir
+{%- endif %}
+
 etcd-running:
   service.running:
     - name: {{ etcd.service }}
@@ -34,12 +56,21 @@ etcd-running:
       - file: etcd-config
     - require:
       - file: etcd-data-dir
+{%- if etcd.tls.enabled %}
+      - file: etcd-tls-key
+      - file: pki-host-cert
+{%- endif %}
 
 etcd-healthy:
   # /health is true only while the member sees a leader, i.e. the cluster has quorum
   http.wait_for_successful_query:
-    - name: http://127.0.0.1:{{ etcd.client_port }}/health
+    - name: {{ etcd.local_url }}/health
     - match: '"health":"true"'
+{%- if etcd.tls.enabled %}
+    # with client-cert-auth even /health wants a client certificate
+    - ca_bundle: {{ etcd.tls.ca_file | json }}
+    - cert: {{ [etcd.tls.cert_file, etcd.tls.key_file] | json }}
+{%- endif %}
     - wait_for: {{ etcd.health_timeout }}
     - request_interval: 2
     - require:

@@ -5,6 +5,9 @@ include:
 {%- if 'etcd' in this_host.roles %}
   - etcd
 {%- endif %}
+{%- if postgres.patroni.tls.enabled %}
+  - pki
+{%- endif %}
 
 {%- for name, repo in postgres.get('repos', {}).items() %}
 postgres-repo-{{ name }}:
@@ -20,7 +23,7 @@ postgres-repo-{{ name }}:
 
 postgres-packages:
   pkg.installed:
-    - pkgs: {{ postgres.packages | json }}
+    - pkgs: {{ (postgres.packages + (postgres.tls_packages if postgres.patroni.tls.enabled else [])) | json }}
 
 postgres-packaged-cluster-stopped:
   # the distribution's own cluster would take port 5432 from Patroni's
@@ -64,6 +67,23 @@ postgres-patroni-validator:
     - source: salt://postgres/files/patroni-validate-config.py
     - mode: '0755'
 
+{%- if postgres.patroni.tls.enabled %}
+
+postgres-tls-key:
+  # PostgreSQL refuses a key others can read: its own copy, owner postgres, 0600
+  # (Patroni uses it too, for etcd and its REST API)
+  file.managed:
+    - name: {{ postgres.patroni.tls.key_file | json }}
+    - contents_pillar: tls:key
+    - user: {{ postgres.user }}
+    - group: {{ postgres.user }}
+    - mode: '0600'
+    - show_changes: False
+    - require:
+      - pkg: postgres-packages
+      - file: pki-dir
+{%- endif %}
+
 postgres-patroni-config:
   file.managed:
     - name: {{ postgres.config }}
@@ -80,6 +100,10 @@ postgres-patroni-config:
     - require:
       - pkg: postgres-packages
       - file: postgres-patroni-validator
+{%- if postgres.patroni.tls.enabled %}
+      - file: postgres-tls-key
+      - file: pki-host-cert
+{%- endif %}
 
 postgres-patroni-running:
   service.running:
@@ -89,6 +113,11 @@ postgres-patroni-running:
     - reload: True
     - watch:
       - file: postgres-patroni-config
+{%- if postgres.patroni.tls.enabled %}
+      # a renewed certificate: PostgreSQL and the REST API re-read it on reload
+      - file: postgres-tls-key
+      - file: pki-host-cert
+{%- endif %}
     - require:
       - service: postgres-packaged-cluster-stopped
 {%- if 'etcd' in this_host.roles %}

@@ -11,6 +11,13 @@ ports and directories moved onto this machine.
 
 Ports: etcd clients 12379/12381/12383, peers 12380/12382/12384; PostgreSQL
 15432-15434; Patroni REST API 18008-18010 (base_port shifts them all).
+
+When the contexts come from a pillar with tls:enabled (the patroni context's
+`tls.enabled`), the cluster gets its own throwaway CA (tools/gen_tls.py) and
+one certificate per member naming it, localhost and 127.0.0.1; etcd then runs
+https with client-cert-auth, Patroni and PostgreSQL with the templates' TLS
+settings, and `cluster.pki` holds the paths (ca, cert[name], key[name],
+pg_key[name]); `cluster.ssl_context(client_cert=True)` verifies against the CA.
 """
 
 import copy
@@ -19,6 +26,7 @@ import os
 import pwd
 import shutil
 import signal
+import ssl
 import subprocess
 import time
 
@@ -44,6 +52,9 @@ class PatroniCluster:
         self.offset = offset
         self.etcd_procs, self.patroni_procs, self.configs = {}, {}, {}
         self.postgres = pwd.getpwnam("postgres")
+        self.tls = bool((self.patroni_context.get("tls") or {}).get("enabled"))
+        self.scheme = "https" if self.tls else "http"
+        self.pki = {}
 
     def ports(self, i):
         return {"client": 12379 + 2 * i + self.offset, "peer": 12380 + 2 * i + self.offset,
@@ -52,15 +63,59 @@ class PatroniCluster:
     def member_dir(self, name):
         return os.path.join(self.workdir, name)
 
+    # ------------------------------------------------------------------ pki
+    def issue_pki(self):
+        """A CA and per member a certificate, an etcd key (this user's) and a PostgreSQL key (postgres', 0600)."""
+        import gen_tls
+
+        pki_dir = os.path.join(self.workdir, "pki")
+        os.makedirs(pki_dir, mode=0o755, exist_ok=True)
+        ca_key, ca_cert = gen_tls.create_ca("airflow-ha test CA")
+        self.pki = {"ca": self._write(pki_dir, "ca.crt", gen_tls.cert_pem(ca_cert), 0o644),
+                    "cert": {}, "key": {}, "pg_key": {}}
+        for name in MEMBERS:
+            key = gen_tls.new_key()
+            cert = gen_tls.issue_host_cert(ca_key, ca_cert, key, name, [name, "localhost"], ["127.0.0.1"])
+            self.pki["cert"][name] = self._write(pki_dir, f"{name}.crt", gen_tls.cert_pem(cert), 0o644)
+            self.pki["key"][name] = self._write(pki_dir, f"{name}.key", gen_tls.key_pem(key), 0o600)
+            pg_key = self._write(pki_dir, f"{name}.postgres.key", gen_tls.key_pem(key), 0o600)
+            os.chown(pg_key, self.postgres.pw_uid, self.postgres.pw_gid)
+            self.pki["pg_key"][name] = pg_key
+
+    @staticmethod
+    def _write(directory, filename, data, mode):
+        path = os.path.join(directory, filename)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(path, mode)
+        return path
+
+    def ssl_context(self, client_cert=True, member="db1"):
+        """Verifies servers against the cluster CA; presents ``member``'s certificate when ``client_cert``."""
+        context = ssl.create_default_context(cafile=self.pki["ca"])
+        if client_cert:
+            context.load_cert_chain(self.pki["cert"][member], self.pki["key"][member])
+        return context
+
+    def _tls_paths(self, ctx_tls, name, key):
+        return dict(ctx_tls, ca_file=self.pki["ca"], cert_file=self.pki["cert"][name], key_file=key)
+
     # ----------------------------------------------------------------- etcd
+    def etcd_url(self, i, path=""):
+        return f"{self.scheme}://127.0.0.1:{self.ports(i)['client']}{path}"
+
     def start_etcd(self):
-        peers = ",".join(f"{n}=http://127.0.0.1:{self.ports(i)['peer']}" for i, n in enumerate(MEMBERS))
+        scheme = self.scheme
+        peers = ",".join(f"{n}={scheme}://127.0.0.1:{self.ports(i)['peer']}" for i, n in enumerate(MEMBERS))
         for i, name in enumerate(MEMBERS):
             p = self.ports(i)
             ctx = dict(copy.deepcopy(self.etcd_context), name=name, initial_cluster=peers,
                        data_dir=os.path.join(self.member_dir(name), "etcd"),
-                       peer_url=f"http://127.0.0.1:{p['peer']}", client_url=f"http://127.0.0.1:{p['client']}",
-                       listen_client_urls=f"http://127.0.0.1:{p['client']}")
+                       peer_url=f"{scheme}://127.0.0.1:{p['peer']}", client_url=f"{scheme}://127.0.0.1:{p['client']}",
+                       listen_client_urls=f"{scheme}://127.0.0.1:{p['client']}")
+            if self.tls:
+                ctx["tls"] = self._tls_paths(ctx["tls"], name, self.pki["key"][name])
             env_text = render_template("etcd/files/etcd.env.jinja", {"etcd": ctx})
             env = dict(os.environ)
             env.update(line.split("=", 1) for line in env_text.splitlines() if line and not line.startswith("#"))
@@ -68,8 +123,9 @@ class PatroniCluster:
             log = open(os.path.join(self.member_dir(name), "etcd.log"), "w")
             self.etcd_procs[name] = subprocess.Popen(["etcd"], env=env, stdout=log, stderr=subprocess.STDOUT,
                                                      start_new_session=True)
-        endpoint = f"http://127.0.0.1:{self.ports(0)['client']}/health"
-        self._wait(lambda: '"health":"true"' in _http_get(endpoint), 60, "etcd quorum")
+        endpoint = self.etcd_url(0, "/health")
+        context = self.ssl_context() if self.tls else None
+        self._wait(lambda: '"health":"true"' in _http_get(endpoint, context), 60, "etcd quorum")
 
     # -------------------------------------------------------------- patroni
     def member_config(self, i, name):
@@ -84,6 +140,8 @@ class PatroniCluster:
             data_dir=os.path.join(mdir, "data"), pgpass=os.path.join(mdir, "pgpass"),
             socket_dir=mdir, replication_sources=["127.0.0.1"], client_sources=["127.0.0.1"],
         )
+        if self.tls:
+            ctx["tls"] = self._tls_paths(ctx["tls"], name, self.pki["pg_key"][name])
         return render_template("postgres/files/patroni.yml.jinja", {"patroni": ctx})
 
     def start_member(self, name):
@@ -133,6 +191,8 @@ class PatroniCluster:
     def start(self):
         os.makedirs(self.workdir, exist_ok=True)
         os.chmod(self.workdir, 0o755)
+        if self.tls:
+            self.issue_pki()
         self.start_etcd()
         for name in MEMBERS:
             self.start_member(name)
@@ -177,8 +237,8 @@ class PatroniCluster:
         raise TimeoutError(f"timed out waiting for {what}")
 
 
-def _http_get(url):
+def _http_get(url, context=None):
     import urllib.request
 
-    with urllib.request.urlopen(url, timeout=3) as resp:
+    with urllib.request.urlopen(url, timeout=3, context=context) as resp:
         return resp.read().decode()

@@ -2,7 +2,8 @@
 `context` is taken from the compiled SLS of a host (faked grains, as in
 tools/render.py), then the template file is rendered with Salt's Jinja
 renderer. Each host/OS compiles in a fresh process, since Salt caches grains
-per process."""
+per process. The `tls_` fixtures do the same with pillar tls:enabled and a
+throwaway CA and host certificates of the compact and full topologies."""
 
 import multiprocessing
 
@@ -43,37 +44,69 @@ def _render_in_fresh_process(host, topology, sls, state_id, os_name, overrides, 
     return caller.cmd("file.apply_template_on_contents", contents, "jinja", context, {}, "base")
 
 
-@pytest.fixture(scope="session")
-def salt_env(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("monitoring-render")
+def _make_salt_env(tmp, tls=False):
     secrets = {}
     gen_secrets.fill(secrets)
     secrets_dir = tmp / "secrets"
     secrets_dir.mkdir()
-    (secrets_dir / "airflow_ha_secrets.sls").write_text(yaml.safe_dump({"secrets": secrets}))
+    text = yaml.safe_dump({"secrets": secrets})
+    if tls:
+        text = render_tool.with_tls(text, None, str(secrets_dir), str(tmp / "ca"))
+    (secrets_dir / "airflow_ha_secrets.sls").write_text(text)
     render_tool.sync_modules(str(secrets_dir), str(tmp / "cache"))
     return str(secrets_dir), str(tmp / "cache")
+
+
+def _renderer(env):
+    ctx = multiprocessing.get_context("spawn")
+
+    def render(host, topology, sls, state_id, os_name="debian12", **overrides):
+        with ctx.Pool(1) as pool:
+            return pool.apply(_render_in_fresh_process, (host, topology, sls, state_id, os_name, overrides, *env))
+
+    return render
+
+
+def _context_getter(env):
+    ctx = multiprocessing.get_context("spawn")
+
+    def context(host, topology, sls, state_id, os_name="debian12"):
+        with ctx.Pool(1) as pool:
+            return pool.apply(_render_in_fresh_process, (host, topology, sls, state_id, os_name, {}, *env, True))
+
+    return context
+
+
+@pytest.fixture(scope="session")
+def salt_env(tmp_path_factory):
+    return _make_salt_env(tmp_path_factory.mktemp("monitoring-render"))
 
 
 @pytest.fixture(scope="session")
 def render_state_file(salt_env):
     """render_state_file(host, topology, sls, state_id, os_name="debian12", **context overrides) -> text"""
-    ctx = multiprocessing.get_context("spawn")
-
-    def render(host, topology, sls, state_id, os_name="debian12", **overrides):
-        with ctx.Pool(1) as pool:
-            return pool.apply(_render_in_fresh_process, (host, topology, sls, state_id, os_name, overrides, *salt_env))
-
-    return render
+    return _renderer(salt_env)
 
 
 @pytest.fixture(scope="session")
 def state_file_context(salt_env):
     """state_file_context(host, topology, sls, state_id, os_name="debian12") -> the `context` the state passes"""
-    ctx = multiprocessing.get_context("spawn")
+    return _context_getter(salt_env)
 
-    def context(host, topology, sls, state_id, os_name="debian12"):
-        with ctx.Pool(1) as pool:
-            return pool.apply(_render_in_fresh_process, (host, topology, sls, state_id, os_name, {}, *salt_env, True))
 
-    return context
+@pytest.fixture(scope="session")
+def tls_salt_env(tmp_path_factory):
+    """(secrets dir, cache): pillar tls:enabled, the CA in the secrets file, tls/<host>.sls for every host."""
+    return _make_salt_env(tmp_path_factory.mktemp("tls-render"), tls=True)
+
+
+@pytest.fixture(scope="session")
+def tls_render_state_file(tls_salt_env):
+    """render_state_file with pillar tls:enabled"""
+    return _renderer(tls_salt_env)
+
+
+@pytest.fixture(scope="session")
+def tls_state_file_context(tls_salt_env):
+    """state_file_context with pillar tls:enabled"""
+    return _context_getter(tls_salt_env)

@@ -71,3 +71,26 @@ def test_missing_secret_fails_the_render_naming_the_key_and_the_fix(tmp_path):
     rc, out = render("--topology", "compact", "--host", "db1", "--os", "debian12", "--secrets", str(secrets))
     assert rc == 1
     assert "secrets:postgres:replication_password is missing (needed by role 'postgres'): run `make secrets`" in out
+
+
+def test_tls_enabled_renders_the_database_tier_for_both_os_families():
+    rc, out = render("--topology", "compact", "--host", "db1", "--tls")
+    assert rc == 0, out
+    assert out.strip().splitlines()[-1] == "rendered 1 hosts x 2 os families, 0 errors"
+
+
+def test_tls_enabled_without_the_hosts_certificate_fails_naming_the_key_and_the_fix(tmp_path):
+    """tls:enabled with the CA in the shared secrets but no tls/<host>.sls for the host."""
+    import gen_secrets
+    import gen_tls
+
+    tree = {}
+    gen_secrets.fill(tree)
+    ca_cert = gen_tls.cert_pem(gen_tls.create_ca()[1]).decode()
+    secrets = tmp_path / "secrets.sls"
+    secrets.write_text(yaml.safe_dump({"secrets": tree, "tls": {"enabled": True, "ca_cert": ca_cert}}))
+    rc, out = render("--topology", "compact", "--host", "db2", "--os", "debian12", "--secrets", str(secrets))
+    assert rc == 1
+    assert "Invalid pillar, nothing was applied" in out
+    assert "tls:cert is missing (tls:enabled is true): run `make secrets`" in out
+    assert "tls:key is missing (tls:enabled is true)" in out

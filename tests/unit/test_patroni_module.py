@@ -103,3 +103,46 @@ def test_config_applied_in_test_mode_changes_nothing():
     patroni_state.__opts__["test"] = True
     ret = patroni_state.config_applied("dcs", {"ttl": 20})
     assert ret["result"] is None and ret["changes"] == {"ttl": {"old": 30, "new": 20}} and edits == []
+
+
+def test_rest_api_is_called_over_https_verified_by_the_configs_ca(tmp_path, monkeypatch):
+    """With restapi.certfile (tls:enabled) the module calls https with the ctl/restapi CA, else plain http."""
+    import urllib.request
+
+    import gen_tls
+
+    ca_key, ca_cert = gen_tls.create_ca()
+    ca = tmp_path / "ca.crt"
+    ca.write_bytes(gen_tls.cert_pem(ca_cert))
+    seen = []
+
+    class Response:
+        def __init__(self):
+            self.text = b'{"ok": true}'
+
+        def read(self):
+            return self.text
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    def urlopen(req, timeout=None, context=None):
+        seen.append((req.full_url, context))
+        return Response()
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    plain = tmp_path / "plain.yml"
+    plain.write_text("scope: s\nrestapi: {connect_address: '10.0.0.1:8008'}\n")
+    tls = tmp_path / "tls.yml"
+    tls.write_text(f"scope: s\nrestapi: {{connect_address: '10.0.0.1:8008', certfile: /x.crt, keyfile: /x.key}}\n"
+                   f"ctl: {{cacert: {ca}}}\n")
+    assert patroni.edit_config({"loop_wait": 5}, config=str(plain)) == {"ok": True}
+    assert patroni.edit_config('{"loop_wait": 5}', config=str(tls)) == {"ok": True}
+    (plain_url, plain_ctx), (tls_url, tls_ctx) = seen
+    assert plain_url == "http://10.0.0.1:8008/config" and plain_ctx is None
+    assert tls_url == "https://10.0.0.1:8008/config"
+    assert tls_ctx.verify_mode.name == "CERT_REQUIRED" and tls_ctx.check_hostname is True
+    assert len(tls_ctx.get_ca_certs()) == 1  # the cluster CA only, not the system store

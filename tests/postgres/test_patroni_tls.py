@@ -1,0 +1,159 @@
+"""The real 3-member etcd + Patroni + PostgreSQL cluster with pillar
+tls:enabled (configured from the states' templates and contexts, its own CA):
+etcd, the Patroni REST API and PostgreSQL refuse clients without TLS (etcd:
+without a certificate of the CA), replication runs over TLS, and the patroni
+execution and state modules still drive the cluster."""
+
+import os
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+MEMBERS = ("db1", "db2", "db3")
+
+
+def get(url, context=None):
+    with urllib.request.urlopen(url, timeout=5, context=context) as resp:
+        return resp.status, resp.read().decode()
+
+
+def refused(url, context=None):
+    """True when the request fails at the TLS or HTTP layer (no answer of the server's)."""
+    try:
+        get(url, context)
+    except (OSError, ssl.SSLError):  # URLError, reset, handshake failure, bad status line
+        return True
+    return False
+
+
+def psql(cluster, contexts, conninfo, sql="select 1"):
+    """psql as the superuser over TCP to db1's member; the password goes through the environment."""
+    env = dict(os.environ, PGPASSWORD=contexts[1]["patroni"]["superuser"]["password"], PGCONNECT_TIMEOUT="5")
+    port = cluster.ports(0)["pg"]
+    return subprocess.run(["psql", f"port={port} user=postgres dbname=postgres {conninfo}", "-XAtqc", sql],
+                          capture_output=True, text=True, timeout=30, env=env)
+
+
+def test_tls_cluster_reaches_health_through_the_state(loaders, tls_cluster):
+    # patronictl through etcd over https with a client certificate, then the members' REST API over https
+    ret = loaders.states.patroni.cluster_healthy(name="bootstrap", members=3, timeout=180,
+                                                 config=tls_cluster.configs["db1"])
+    assert ret.result is True, ret.comment
+
+
+def test_config_check_of_the_state_passes_a_tls_members_config(tls_cluster, tmp_path):
+    """The state's check_cmd on a config with the TLS sections (certificate files present, as the requisites ensure)."""
+    import yaml
+
+    from tests.helpers.inventory import REPO
+
+    config = yaml.safe_load(open(tls_cluster.configs["db1"]))
+    assert config["restapi"]["certfile"] and config["etcd3"]["protocol"] == "https" and config["ctl"]["cacert"]
+    # Patroni refuses loopback connect addresses, which only this test cluster uses
+    config["restapi"]["connect_address"] = "10.83.0.11:18058"
+    config["postgresql"]["connect_address"] = "10.83.0.11:15482"
+    good = tmp_path / "good.yml"
+    good.write_text(yaml.safe_dump(config))
+    proc = subprocess.run([str(REPO / "salt" / "postgres" / "files" / "patroni-validate-config.py"), str(good)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_etcd_accepts_only_clients_with_a_certificate_of_the_ca(tls_cluster):
+    client = tls_cluster.etcd_url(0, "/health")
+    assert refused(client.replace("https://", "http://")), "etcd answered plain http"
+    assert refused(client, tls_cluster.ssl_context(client_cert=False)), "etcd answered a client without certificate"
+    status, body = get(client, tls_cluster.ssl_context())
+    assert status == 200 and '"health":"true"' in body
+    # the v3 API too (what Patroni uses), and the peer port
+    proc = subprocess.run(["etcdctl", "--endpoints", client.rsplit("/", 1)[0], "--cacert", tls_cluster.pki["ca"],
+                           "endpoint", "health"], capture_output=True, text=True, timeout=30,
+                          env=dict(os.environ, ETCDCTL_API="3", ETCDCTL_DIAL_TIMEOUT="3s"))
+    assert proc.returncode != 0, "etcdctl without a client certificate got through"
+    proc = subprocess.run(["etcdctl", "--endpoints", client.rsplit("/", 1)[0], "--cacert", tls_cluster.pki["ca"],
+                           "--cert", tls_cluster.pki["cert"]["db2"], "--key", tls_cluster.pki["key"]["db2"],
+                           "endpoint", "health"], capture_output=True, text=True, timeout=30,
+                          env=dict(os.environ, ETCDCTL_API="3", ETCDCTL_DIAL_TIMEOUT="3s"))
+    assert proc.returncode == 0, proc.stderr
+    peer = f"https://127.0.0.1:{tls_cluster.ports(1)['peer']}/members"
+    assert refused(peer, tls_cluster.ssl_context(client_cert=False))
+    assert refused(peer.replace("https://", "http://"))
+
+
+def test_etcd_healthy_state_arguments_pass_against_the_tls_etcd(loaders, tls_cluster):
+    """etcd-healthy (salt/etcd/init.sls) with tls: the CA bundle and the client certificate as the state passes them."""
+    url = tls_cluster.etcd_url(2, "/health")
+    ret = loaders.states.http.wait_for_successful_query(
+        name=url, match='"health":"true"', wait_for=20, request_interval=1,
+        ca_bundle=tls_cluster.pki["ca"], cert=[tls_cluster.pki["cert"]["db3"], tls_cluster.pki["key"]["db3"]])
+    assert ret.result is True, ret.comment
+    without = loaders.states.http.wait_for_successful_query(
+        name=url, match='"health":"true"', wait_for=2, request_interval=1, ca_bundle=tls_cluster.pki["ca"])
+    assert without.result is False
+
+
+def test_patroni_rest_api_is_https_only_and_verifies_against_the_ca(tls_cluster):
+    url = f"https://127.0.0.1:{tls_cluster.ports(1)['rest']}/health"
+    assert refused(url.replace("https://", "http://")), "the REST API answered plain http"
+    with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+        get(url, ssl.create_default_context())  # the system's trust store does not know the cluster CA
+    status, body = get(url, tls_cluster.ssl_context(client_cert=False))  # no client certificate needed
+    assert status == 200 and '"state": "running"' in body.replace('":"', '": "')
+
+
+def test_postgres_refuses_connections_without_tls(tls_patroni_contexts, tls_cluster):
+    proc = psql(tls_cluster, tls_patroni_contexts, "host=127.0.0.1 sslmode=disable")
+    assert proc.returncode != 0
+    assert "no pg_hba.conf entry" in proc.stderr and "no encryption" in proc.stderr
+
+
+def test_postgres_verify_full_with_the_ca_connects_over_ssl(tls_patroni_contexts, tls_cluster, tmp_path):
+    import gen_tls
+
+    ca = tls_cluster.pki["ca"]
+    for host in ("127.0.0.1", "localhost"):  # the names Patroni's own connections use
+        proc = psql(tls_cluster, tls_patroni_contexts, f"host={host} sslmode=verify-full sslrootcert={ca}",
+                    "select ssl from pg_stat_ssl where pid = pg_backend_pid()")
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == "t"
+    # a server certificate of another CA is not trusted
+    other = tmp_path / "other-ca.crt"
+    other.write_bytes(gen_tls.cert_pem(gen_tls.create_ca("not the cluster CA")[1]))
+    proc = psql(tls_cluster, tls_patroni_contexts, f"host=127.0.0.1 sslmode=verify-full sslrootcert={other}")
+    assert proc.returncode != 0 and "certificate verify failed" in proc.stderr
+
+
+def test_replication_connections_use_ssl(loaders, tls_cluster):
+    leader = loaders.modules.patroni.leader(config=tls_cluster.configs["db1"])
+    sql = ("select count(*) filter (where s.ssl), count(*) from pg_stat_replication r "
+           "join pg_stat_ssl s using (pid) where r.state = 'streaming'")
+    deadline = time.time() + 60
+    while tls_cluster.psql(leader, sql) != "2|2" and time.time() < deadline:
+        time.sleep(1)
+    assert tls_cluster.psql(leader, sql) == "2|2"
+    # the replicas' primary_conninfo verifies the leader's certificate
+    replica = next(n for n in MEMBERS if n != leader)
+    conninfo = tls_cluster.psql(replica, "select conninfo from pg_stat_wal_receiver")
+    assert "sslmode=verify-full" in conninfo and "sslrootcert=" in conninfo
+
+
+def test_patroni_module_and_states_work_under_tls(loaders, tls_cluster):
+    mod, config = loaders.modules.patroni, tls_cluster.configs["db2"]
+    members = mod.members(config=config)
+    assert sorted(m["name"] for m in members) == list(MEMBERS)
+    before = mod.leader(config=config)
+    assert before in MEMBERS
+    # PATCH /config through the module's https client
+    ret = loaders.states.patroni.config_applied(name="dcs", settings={"loop_wait": 5}, config=config)
+    assert ret.result is True and ret.changes == {"loop_wait": {"old": 10, "new": 5}}, ret.comment
+    assert mod.show_config(config=config)["loop_wait"] == 5
+    candidate = next(m["name"] for m in members if m["name"] != before)
+    assert mod.switchover(candidate=candidate, config=config) == candidate
+    ret = loaders.states.patroni.cluster_healthy(name="after switchover", members=3, timeout=120, config=config)
+    assert ret.result is True, ret.comment

@@ -1,0 +1,245 @@
+"""Issue the cluster CA and one TLS certificate per inventory host (called by
+tools/gen_secrets.py, i.e. `make secrets`).
+
+Runs where the secrets are made (the Salt master or the admin's machine), so
+the CA private key never reaches a minion: it stays in ``--ca-dir`` (0700,
+key 0600; keep it outside every pillar root on a master). Writes:
+
+- ``<out-dir>/tls/<host>.sls``: ``tls: {cert, key}`` of one host, 0600.
+  pillar/top.sls assigns it to that minion id only.
+- the CA certificate, returned for the shared secrets pillar: gen_secrets.py
+  puts it at ``tls:ca_cert``.
+
+Host certificates (EC P-256, 2 years, server and client use) name the host's
+short name, FQDN (inventory ``domain``), IP and ``localhost``/127.0.0.1
+(Patroni and the checks of the states connect to the local member through
+loopback); hosts of the role of a VIP also get the VIP's IP and hostname.
+Re-running keeps every key and certificate unless ``--force``, or a host's
+names changed, its certificate expires within 30 days or another CA signed it
+(then only the certificate is re-issued, on the same key).
+"""
+
+import datetime
+import ipaddress
+import os
+
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CA_DAYS = 3650
+HOST_DAYS = 730
+RENEW_BEFORE = datetime.timedelta(days=30)
+LOOPBACK_NAMES = ("localhost",)
+LOOPBACK_IPS = ("127.0.0.1",)
+
+
+# ------------------------------------------------------------------ files
+
+
+def write_private(path, data):
+    """Write ``data`` (bytes or str) to ``path`` mode 0600 in a 0700 directory, atomically."""
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data.encode() if isinstance(data, str) else data)
+    os.chmod(path + ".tmp", 0o600)
+    os.replace(path + ".tmp", path)
+
+
+def _read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+# ------------------------------------------------------------------- keys
+
+
+def new_key():
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def key_pem(key):
+    # PKCS#8, unencrypted: read as-is by PostgreSQL, etcd (Go) and Python's ssl
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def cert_pem(cert):
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def _not_after(cert):
+    return cert.not_valid_after_utc if hasattr(cert, "not_valid_after_utc") else \
+        cert.not_valid_after.replace(tzinfo=datetime.timezone.utc)
+
+
+# --------------------------------------------------------------------- CA
+
+
+def create_ca(name="airflow-ha cluster CA"):
+    key = new_key()
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = _now()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject).issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=CA_DAYS))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
+                                     data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                     crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert
+
+
+def load_or_create_ca(ca_dir, force=False):
+    """The CA (key, cert) kept in ``ca_dir``; made on first use or with ``force``. Returns (key, cert, created)."""
+    key_path, cert_path = os.path.join(ca_dir, "ca.key"), os.path.join(ca_dir, "ca.crt")
+    if not force and os.path.exists(key_path) and os.path.exists(cert_path):
+        key = serialization.load_pem_private_key(_read(key_path), password=None)
+        return key, x509.load_pem_x509_certificate(_read(cert_path)), False
+    key, cert = create_ca()
+    write_private(key_path, key_pem(key))
+    write_private(cert_path, cert_pem(cert))
+    os.chmod(cert_path, 0o644)
+    return key, cert, True
+
+
+# ------------------------------------------------------------------ hosts
+
+
+def host_names(inventory, name):
+    """(DNS names, IPs) a host's certificate must carry, sorted."""
+    host = inventory["hosts"][name]
+    domain = inventory.get("domain")
+    dns = {name, *LOOPBACK_NAMES}
+    if domain:
+        dns.add(f"{name}.{domain}")
+    ips = {str(host["ip"]), *LOOPBACK_IPS}
+    for vip in (inventory.get("vips") or {}).values():
+        if vip.get("role") in (host.get("roles") or []):
+            ips.add(str(vip["ip"]))
+            if vip.get("hostname"):
+                dns.add(vip["hostname"])
+                if domain:
+                    dns.add(f"{vip['hostname']}.{domain}")
+    return sorted(dns), sorted(ips, key=lambda ip: ipaddress.ip_address(ip).packed)
+
+
+def cert_names(cert):
+    """(DNS names, IPs) of a certificate's subjectAltName, in host_names' order."""
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    dns = sorted(san.get_values_for_type(x509.DNSName))
+    ips = sorted((str(ip) for ip in san.get_values_for_type(x509.IPAddress)),
+                 key=lambda ip: ipaddress.ip_address(ip).packed)
+    return dns, ips
+
+
+def issue_host_cert(ca_key, ca_cert, key, common_name, dns, ips):
+    now = _now()
+    san = [x509.DNSName(d) for d in dns] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=HOST_DAYS))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                     data_encipherment=False, key_agreement=False, key_cert_sign=False,
+                                     crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
+        # etcd peers and Patroni present the same certificate as server and as client
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+                       critical=False)
+        .add_extension(x509.SubjectAlternativeName(san), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+
+
+def _still_good(cert, ca_cert, dns, ips):
+    """Whether an existing certificate can stay: same names, same CA, not about to expire."""
+    try:
+        cert.verify_directly_issued_by(ca_cert)
+    except Exception:  # another CA or a bad signature (the error type varies with the key type)
+        return False
+    return cert_names(cert) == (dns, ips) and _not_after(cert) - _now() > RENEW_BEFORE
+
+
+def host_pillar_path(out_dir, name):
+    return os.path.join(out_dir, "tls", f"{name}.sls")
+
+
+def ensure_host(out_dir, ca_key, ca_cert, name, dns, ips, force=False):
+    """Make or refresh ``<out_dir>/tls/<name>.sls``; return 'created', 'reissued' or 'kept'."""
+    path = host_pillar_path(out_dir, name)
+    key = cert = None
+    if os.path.exists(path) and not force:
+        old = (yaml.safe_load(_read(path)) or {}).get("tls") or {}
+        if old.get("key") and old.get("cert"):
+            key = serialization.load_pem_private_key(old["key"].encode(), password=None)
+            cert = x509.load_pem_x509_certificate(old["cert"].encode())
+            if _still_good(cert, ca_cert, dns, ips):
+                return "kept"
+    outcome = "reissued" if key is not None else "created"
+    key = key or new_key()
+    cert = issue_host_cert(ca_key, ca_cert, key, _fqdn(name, dns), dns, ips)
+    text = (f"# Generated by tools/gen_tls.py: TLS key and certificate of {name} only. Keep it root-only (0600).\n"
+            + yaml.safe_dump({"tls": {"cert": cert_pem(cert).decode(), "key": key_pem(key).decode()}},
+                             default_flow_style=False))
+    write_private(path, text)
+    return outcome
+
+
+def _fqdn(name, dns):
+    return next((d for d in dns if d.startswith(name + ".")), name)
+
+
+def merged_inventories(inventories):
+    """One {host: (dns, ips)} over several topologies (a host in two gets the names of both)."""
+    names = {}
+    for inv in inventories:
+        for host in inv.get("hosts") or {}:
+            dns, ips = host_names(inv, host)
+            old_dns, old_ips = names.get(host, ([], []))
+            names[host] = (sorted(set(dns) | set(old_dns)),
+                           sorted(set(ips) | set(old_ips), key=lambda ip: ipaddress.ip_address(ip).packed))
+    return names
+
+
+def generate(inventories, out_dir, ca_dir=None, force=False):
+    """CA + every host's pillar file. Returns (CA certificate PEM, {host: outcome})."""
+    ca_dir = ca_dir or os.path.join(out_dir, "ca")
+    ca_key, ca_cert, _ = load_or_create_ca(ca_dir, force)
+    outcomes = {}
+    for host, (dns, ips) in sorted(merged_inventories(inventories).items()):
+        # a new CA invalidates every host certificate: _still_good re-issues them
+        outcomes[host] = ensure_host(out_dir, ca_key, ca_cert, host, dns, ips, force)
+    return cert_pem(ca_cert).decode(), outcomes
+
+
+def load_topologies(topologies=None):
+    inv_dir = os.path.join(ROOT, "pillar", "inventory")
+    topologies = topologies or sorted(f[:-5] for f in os.listdir(inv_dir) if f.endswith(".yaml"))
+    out = []
+    for topology in topologies:
+        with open(os.path.join(inv_dir, f"{topology}.yaml")) as f:
+            out.append(yaml.safe_load(f) or {})
+    return out
+
