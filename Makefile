@@ -21,7 +21,7 @@ render: deps
 test: deps
 	$(PYTEST) -ra tests
 
-# The inner loop: unit tests and one render per OS family (a few seconds).
+# The inner loop: unit tests and the render tests (about 1.5 minutes).
 test-fast: deps
 	$(PYTEST) -ra -m "not slow and not integration and not lab" tests
 

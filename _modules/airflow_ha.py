@@ -87,7 +87,7 @@ def check_settings(settings):
     if major and requirements.startswith("airflow-") and requirements != "airflow-{}.txt".format(major):
         errors.append("pillar airflow:requirements {!r} is not the pinned file of airflow:major {}: "
                       "set airflow-{}.txt".format(requirements, major, major))
-    for key in ("api_port", "log_server_port", "flower_port", "scheduler_health_port", "db_port", "amqp_port"):
+    for key in ("api_port", "log_server_port", "trigger_log_server_port", "flower_port", "scheduler_health_port", "db_port", "amqp_port"):
         try:
             if not 0 < int(settings.get(key)) < 65536:
                 raise ValueError

@@ -28,6 +28,7 @@ ports:
   - {role: webserver, port: 8080, proto: tcp, from_roles: [haproxy, monitoring], purpose: Airflow webserver / api-server}
   - {role: scheduler, port: 8974, proto: tcp, from_roles: [monitoring], purpose: scheduler health check server}
   - {role: worker, port: 8793, proto: tcp, from_roles: [webserver, scheduler], purpose: worker log server}
+  - {role: triggerer, port: 8794, proto: tcp, from_roles: [webserver], purpose: triggerer log server}
   - {role: flower, port: 5556, proto: tcp, from_roles: [haproxy], purpose: Flower backend}
   - {role: nfs, port: 2049, proto: tcp, from_roles: [scheduler, webserver, dag_processor, worker, triggerer, nfs], purpose: NFSv4 (DAG folder)}
   - {role: nfs, port: vrrp, proto: vrrp, from_roles: [nfs], purpose: keepalived VRRP (NFS VIP)}
@@ -35,6 +36,7 @@ ports:
   - {role: ftp, port: 30000-30100, proto: tcp, from_roles: [worker, dag_processor, card_target], purpose: FTP passive data}
   - {role: monitoring, port: 9090, proto: tcp, from_roles: [all], from_networks: [admin], purpose: Prometheus}
   - {role: monitoring, port: 9093, proto: tcp, from_roles: [monitoring], purpose: Alertmanager}
+  - {role: monitoring, port: 9094, proto: tcp, from_roles: [monitoring], purpose: "Alertmanager cluster (only with 2+ monitoring hosts)"}
   - {role: monitoring, port: 3000, proto: tcp, from_roles: [all], from_networks: [admin], purpose: Grafana}
   - {role: monitoring, port: 9102, proto: tcp, from_roles: [monitoring], purpose: statsd_exporter metrics}
   - {role: monitoring, port: 9125, proto: udp, from_roles: [scheduler, webserver, dag_processor, worker, triggerer], purpose: statsd (Airflow metrics)}

@@ -1,6 +1,37 @@
-{%- from 'monitoring/map.jinja' import monitoring with context %}
+{%- from 'monitoring/map.jinja' import monitoring, this_host with context %}
+{%- set peers = salt['ha_inventory.ips']('monitoring') | reject('equalto', this_host.ip) | list %}
 include:
   - monitoring.prometheus
+{%- if monitoring.get('alertmanager_env_file') %}
+
+# Alertmanagers of several monitoring hosts gossip on 9094 (pillar/ports.sls)
+# to send each alert once; a single one keeps no cluster port open.
+monitoring-alertmanager-cluster-flags:
+  file.managed:
+    - name: {{ monitoring.alertmanager_env_file }}
+    - contents: |
+        # Managed by Salt (monitoring.alertmanager)
+{%-   if peers %}
+        ARGS="--cluster.listen-address={{ this_host.ip }}:9094{% for ip in peers %} --cluster.peer={{ ip }}:9094{% endfor %}"
+{%-   else %}
+        ARGS="--cluster.listen-address="
+{%-   endif %}
+    - mode: '0644'
+    - require:
+      - pkg: monitoring-prometheus-packages
+    - require_in:
+      - service: monitoring-alertmanager-running
+
+# flags are read at start only (the service state below reloads, for config)
+monitoring-alertmanager-restarted-for-cluster-flags:
+  module.run:
+    - service.restart:
+      - name: {{ monitoring.services.alertmanager }}
+    - onchanges:
+      - file: monitoring-alertmanager-cluster-flags
+    - require:
+      - service: monitoring-alertmanager-running
+{%- endif %}
 
 monitoring-alertmanager-config:
   file.managed:

@@ -103,3 +103,4 @@ def test_drills_recover_with_no_lost_work(lab):
     assert results["worker"]["retried_on"].split(".")[0] != results["worker"]["killed_on"]
     assert results["worker"]["try"] >= 2
     assert results["monitoring"]["targets_up"] >= len(drill.inventory()["hosts"])
+    assert results["security"]["refused"] > 0 and results["security"]["allowed"] > 0

@@ -11,7 +11,7 @@ from salt.exceptions import CommandExecutionError
 
 import _modules.airflow_ha as airflow_ha
 
-GOOD = {"major": 3, "version": "3.3.2", "api_port": 8080, "log_server_port": 8793, "flower_port": 5555,
+GOOD = {"major": 3, "version": "3.3.2", "api_port": 8080, "log_server_port": 8793, "trigger_log_server_port": 8794, "flower_port": 5555,
         "scheduler_health_port": 8974, "db_port": 5000, "amqp_port": 5672, "worker_concurrency": 8,
         "task_heartbeat_timeout": 120, "orphaned_tasks_check_interval": 60,
         "celery_operation_timeout": 10}

@@ -7,6 +7,8 @@
     .venv/bin/python tools/lab/drill.py scheduler # stop one scheduler: the other keeps scheduling
     .venv/bin/python tools/lab/drill.py worker    # kill the Celery worker running a task: the task is
                                                   # retried on the other worker and succeeds
+    .venv/bin/python tools/lab/drill.py security  # every listening port is in the port map for the host's roles;
+                                                  # flows the port map does not allow are refused
     .venv/bin/python tools/lab/drill.py monitoring # every Prometheus target up; a RabbitMQ node stopped
                                                    # fires RabbitMQNodeDown in Prometheus and Alertmanager
     .venv/bin/python tools/lab/drill.py all
@@ -252,6 +254,9 @@ def drill_monitoring(inv):
     except TimeoutError:
         raise AssertionError(f"Prometheus targets down: {targets_down(inv)[1]}") from None
     active, _ = targets_down(inv)
+    # a target can be up while its exporter cannot read the database
+    pg_up = prometheus_get(inv, 9090, "/api/v1/query?query=pg_up")["data"]["result"]
+    assert sorted(r["value"][1] for r in pg_up) == ["1"] * len(roles(inv, "postgres")), f"pg_up: {pg_up}"
     host = roles(inv, "rabbitmq")[0]
     instance = inv["hosts"][host]["ip"]
     run(host, "systemctl stop rabbitmq-server")
@@ -267,9 +272,79 @@ def drill_monitoring(inv):
     return {"targets_up": len(active), "fired_s": fired, "resolved_s": resolved}
 
 
+def port_map_tcp(roles_of_host):
+    """TCP ports pillar/ports.sls opens on a host with these roles."""
+    allowed = set()
+    for entry in yaml.safe_load((REPO / "pillar" / "ports.sls").read_text())["ports"]:
+        if entry["proto"] == "tcp" and entry["role"] in ("all", *roles_of_host):
+            low, _, high = str(entry["port"]).partition("-")
+            allowed.update(range(int(low), int(high or low) + 1))
+    return allowed
+
+
+def listening_tcp(host):
+    """Ports with a listener on an address other than loopback."""
+    ports = set()
+    for line in run(host, "ss -lntH").stdout.splitlines():
+        address, port = line.split()[3].rsplit(":", 1)
+        if not (address.startswith("127.") or address == "[::1]"):
+            ports.add(int(port))
+    return ports
+
+
+CONNECT = "python3 -c 'import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 3)' {} {}"
+
+
+def can_connect(source, ip, port):
+    """A TCP connection from host ``source`` (None: this machine, outside the inventory)."""
+    if source is None:
+        import socket
+
+        try:
+            socket.create_connection((ip, port), 3).close()
+            return True
+        except OSError:
+            return False
+    return run(source, CONNECT.format(ip, port), check=False, timeout=30).returncode == 0
+
+
+def drill_security(inv):
+    """ss -lnt on every host against the port map; disallowed flows refused, allowed ones open."""
+    unexpected = {}
+    for host, spec in inv["hosts"].items():
+        extra = listening_tcp(host) - port_map_tcp(spec["roles"])
+        if extra:
+            unexpected[host] = sorted(extra)
+    assert not unexpected, f"listening ports outside the port map (pillar/ports.sls): {unexpected}"
+    etcd, airflow_host = roles(inv, "etcd")[0], roles(inv, "scheduler")[0]
+    rabbit, postgres = roles(inv, "rabbitmq")[0], roles(inv, "postgres")[0]
+    ip = {h: spec["ip"] for h, spec in inv["hosts"].items()}
+    refused = [  # (from, to, port, what): None is this machine, in the admin network but no cluster role
+        (airflow_host, etcd, 2379, "etcd client from an Airflow host"),
+        (airflow_host, etcd, 2380, "etcd peer from an Airflow host"),
+        (airflow_host, rabbit, 25672, "Erlang distribution from an Airflow host"),
+        (None, postgres, 5432, "PostgreSQL from outside the cluster"),
+        (None, rabbit, 5672, "AMQP from outside the cluster"),
+        (None, etcd, 2379, "etcd from outside the cluster"),
+    ]
+    allowed = [
+        (airflow_host, postgres, 5432, "PostgreSQL from HAProxy's host"),
+        (airflow_host, rabbit, 5672, "AMQP from an Airflow host"),
+        (None, inv["vips"]["main"]["ip"], 80, "UI through the VIP from the admin network"),
+    ]
+    wrong = [f"{what} ({src or 'this machine'} -> {dst}:{port}) open" for src, dst, port, what in refused
+             if can_connect(src, ip.get(dst, dst), port)]
+    wrong += [f"{what} ({src or 'this machine'} -> {dst}:{port}) refused" for src, dst, port, what in allowed
+              if not can_connect(src, ip.get(dst, dst), port)]
+    assert not wrong, "; ".join(wrong)
+    print(f"FIGURE drill security: {len(inv['hosts'])} hosts listen only on port-map ports; {len(refused)} "
+          f"disallowed flows refused, {len(allowed)} allowed flows open", flush=True)
+    return {"hosts": len(inv["hosts"]), "refused": len(refused), "allowed": len(allowed)}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("drill", choices=["haproxy", "leader", "rabbitmq", "scheduler", "worker", "monitoring", "all"])
+    parser.add_argument("drill", choices=["haproxy", "leader", "rabbitmq", "scheduler", "worker", "monitoring", "security", "all"])
     args = parser.parse_args(argv)
     inv = inventory()
     results = {}
@@ -281,6 +356,8 @@ def main(argv=None):
         results["scheduler"] = drill_service(inv, "scheduler", "airflow-scheduler", "scheduler")
     if args.drill in ("worker", "all"):
         results["worker"] = drill_worker(inv)
+    if args.drill in ("security", "all"):
+        results["security"] = drill_security(inv)
     if args.drill in ("monitoring", "all"):
         results["monitoring"] = drill_monitoring(inv)
     if args.drill in ("leader", "all"):
