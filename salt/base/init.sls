@@ -7,3 +7,4 @@ include:
   - base.users
   - base.timesync
   - base.firewall
+  - base.selinux

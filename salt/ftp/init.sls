@@ -84,6 +84,16 @@ ftp-vsftpd-config:
       - pkg: ftp-vsftpd-package
       - file: ftp-userlist
 
+{%- for boolean in ftp.selinux_booleans %}
+ftp-selinux-{{ boolean }}:
+  selinux.boolean:
+    - name: {{ boolean | json }}
+    - value: True
+    - persist: True
+    - require_in:
+      - service: ftp-vsftpd-running
+
+{% endfor %}
 ftp-vsftpd-running:
   service.running:
     - name: {{ ftp.service }}

@@ -16,6 +16,7 @@ keepalived-track-script-{{ name }}:
     - user: root
     - group: root
     - mode: '0755'
+    - makedirs: True
     - require_in:
       - file: keepalived-config
 {%-   endif %}

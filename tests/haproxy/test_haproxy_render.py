@@ -33,6 +33,12 @@ JOBS = {
     "keepalived_overrides": ("af2", "compact", "haproxy", "keepalived-config", DEB,
                              {"keepalived": {"interface": "bond0", "nopreempt": False,
                                              "vips": {"main": {"priorities": {"af2": 200}}}}}, None),
+    # SELinux (RedHat only): base enforcing, ftp booleans, keepalived scripts where they run unconfined
+    "selinux_base_el": ("ftp", "full", "base", "base-selinux-mode", EL, None, None),
+    "selinux_base_deb": ("ftp", "full", "base", "base-common-packages", DEB, None, None),
+    "selinux_ftp_el": ("ftp", "full", "ftp", "ftp-vsftpd-running", EL, None, None),
+    "selinux_ftp_deb": ("ftp", "full", "ftp", "ftp-vsftpd-running", DEB, None, None),
+    "selinux_keepalived_script_el": ("af2", "compact", "keepalived", "keepalived-track-script-haproxy", EL, None, None),
     "bad_airflow_major": ("af1", "compact", "haproxy", "haproxy-config", DEB, {"airflow": {"major": 4}}, None),
     "bad_vip_without_vrid": ("af1", "compact", "haproxy", "keepalived-config", DEB, None, "extra_vip"),
     "bad_vrid_shared": ("af1", "compact", "haproxy", "keepalived-config", DEB,
@@ -248,7 +254,7 @@ def test_main_vip_priorities_follow_the_inventory_order_with_unicast_peers(rende
         assert "chk_haproxy" in body
         assert f'auth_pass "{render_secrets["keepalived"]["auth_pass"]}"' in body
     assert 'script "/usr/local/sbin/keepalived-check-haproxy"' in af1 and \
-        'script "/usr/local/sbin/keepalived-check-haproxy"' in af2
+        'script "/usr/libexec/keepalived/keepalived-check-haproxy"' in af2  # Debian, RedHat
     assert "enable_script_security" in af1
 
 
@@ -326,3 +332,14 @@ def test_keepalived_accepts_the_rendered_config(rendered, name, tmp_path):
     # and it refuses a broken one
     conf.write_text(text.replace("virtual_router_id", "virtual_router_idx"))
     assert subprocess.run(["keepalived", "-t", "-f", str(conf)], capture_output=True, timeout=30).returncode != 0
+
+
+def test_selinux_stays_enforcing_on_redhat_with_the_booleans_the_roles_need(rendered):
+    assert ok(rendered, "selinux_base_el")["args"]["name"] == "enforcing"
+    assert "base-selinux-mode" not in ok(rendered, "selinux_base_deb")["ids"]
+    el_ids, deb_ids = ok(rendered, "selinux_ftp_el")["ids"], ok(rendered, "selinux_ftp_deb")["ids"]
+    assert {"ftp-selinux-ftpd_full_access", "ftp-selinux-ftpd_use_passive_mode"} <= set(el_ids)
+    assert not any("selinux" in i for i in deb_ids)
+    script = ok(rendered, "selinux_keepalived_script_el")["args"]["name"]
+    assert script == "/usr/libexec/keepalived/keepalived-check-haproxy"
+    assert f'script "{script}"' in ok(rendered, "keepalived_af2_el")["text"]
