@@ -10,7 +10,7 @@ import tempfile
 import pytest
 import yaml
 
-from tests.helpers.inventory import REPO
+from tests.helpers.state_render import render_state_template, state_args
 
 import render as render_tool
 
@@ -39,21 +39,10 @@ def compile_state(host, topology, sls, state_id, os_name, secrets_dir, cache_roo
         return {"errors": "\n".join(map(str, high)) if isinstance(high, list) else str(high)}
     if state_id not in high:
         return {"errors": f"{state_id} not in {sls}: {sorted(high)}", "ids": sorted(high)}
-    args = {}
-    for mod, fun_args in high[state_id].items():
-        if not mod.startswith("__"):
-            for arg in fun_args:
-                if isinstance(arg, dict):
-                    args.update(arg)
-                else:
-                    args["fun"] = f"{mod}.{arg}"
+    args = state_args(high[state_id])
     result = {"args": args, "ids": sorted(high)}
     if args.get("template") == "jinja":
-        source = args["source"].replace("salt://", str(REPO / "salt") + "/")
-        with open(source) as f:
-            contents = f.read()
-        result["text"] = caller.cmd("file.apply_template_on_contents", contents, "jinja",
-                                    args.get("context") or {}, {}, "base")
+        result["text"] = render_state_template(caller, args)
     return result
 
 

@@ -27,21 +27,37 @@ def _render_in_fresh_process(host, topology, sls, state_id, os_name, overrides, 
         raise RuntimeError(f"{sls} did not compile for {host}/{os_name}: {high}")
     if state_id not in high:
         raise KeyError(f"{state_id} not in {sls} for {host}/{os_name}: {sorted(high)}")
+    args = state_args(high[state_id])
+    if context_only:
+        return args.get("context") or {}
+    if args.get("template") != "jinja":
+        return state_source(args)
+    return render_state_template(caller, args, overrides)
+
+
+def state_args(chunk):
+    """The arguments of one state of ``state.show_sls``'s output, its function as ``fun``."""
     args = {}
-    for mod, fun_args in high[state_id].items():
+    for mod, fun_args in chunk.items():
         if not mod.startswith("__"):
             for arg in fun_args:
                 if isinstance(arg, dict):
                     args.update(arg)
-    if context_only:
-        return args.get("context") or {}
-    source = args["source"].replace("salt://", str(REPO / "salt") + "/")
-    with open(source) as f:
-        contents = f.read()
-    if args.get("template") != "jinja":
-        return contents
-    context = dict(args.get("context") or {}, **overrides)
-    return caller.cmd("file.apply_template_on_contents", contents, "jinja", context, {}, "base")
+                else:
+                    args["fun"] = f"{mod}.{arg}"
+    return args
+
+
+def state_source(args):
+    """The file a state's ``source`` names, read from the repo's salt/ tree."""
+    with open(args["source"].replace("salt://", str(REPO / "salt") + "/")) as f:
+        return f.read()
+
+
+def render_state_template(caller, args, overrides=None):
+    """A state's Jinja source rendered with the state's own context (plus ``overrides``)."""
+    context = dict(args.get("context") or {}, **(overrides or {}))
+    return caller.cmd("file.apply_template_on_contents", state_source(args), "jinja", context, {}, "base")
 
 
 def _make_salt_env(tmp, tls=False):

@@ -116,6 +116,14 @@ def _celery_env(rabbit, generated_secrets, celery_settings_file, record_file, lo
                 PYTHONPATH=str(REPO))
 
 
+def _start_worker(env, log, concurrency, loglevel):
+    """A Celery worker of tests.helpers.celery_drill_app (the shipped settings), its output in ``log``."""
+    return subprocess.Popen(
+        [os.path.join(os.path.dirname(sys.executable), "celery"), "-A", "tests.helpers.celery_drill_app", "worker",
+         "-P", "threads", "-c", str(concurrency), "--without-gossip", "--without-mingle", "-l", loglevel],
+        cwd=str(REPO), env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+
+
 def test_node_loss_under_celery_load_loses_no_task(loaders, rabbit, generated_secrets, celery_settings_file,
                                                    tmp_path, monkeypatch):
     """Publish tasks at a steady rate while a Celery worker consumes them; stop
@@ -125,10 +133,7 @@ def test_node_loss_under_celery_load_loses_no_task(loaders, rabbit, generated_se
     env = _celery_env(rabbit, generated_secrets, celery_settings_file, record, loaders)
     for key in ("BROKER_URL", "HA_CELERY_FILE", "RECORD_FILE"):
         monkeypatch.setenv(key, env[key])
-    worker = subprocess.Popen(
-        [os.path.join(os.path.dirname(sys.executable), "celery"), "-A", "tests.helpers.celery_drill_app", "worker",
-         "-P", "threads", "-c", "4", "--without-gossip", "--without-mingle", "-l", "WARNING"],
-        cwd=str(REPO), env=env, stdout=open(tmp_path / "worker.log", "w"), stderr=subprocess.STDOUT)
+    worker = _start_worker(env, tmp_path / "worker.log", concurrency=4, loglevel="WARNING")
     try:
         sys.modules.pop("tests.helpers.celery_drill_app", None)
         from tests.helpers.celery_drill_app import app, record as record_task
@@ -213,10 +218,7 @@ def test_a_worker_consumes_while_a_broker_of_its_list_hangs(loaders, rabbit, gen
     env["BROKER_URL"] = f"{live};{live.rsplit('@', 1)[0]}@127.0.0.1:{silent.getsockname()[1]}/{VHOST}"
     for key in ("BROKER_URL", "HA_CELERY_FILE", "RECORD_FILE"):
         monkeypatch.setenv(key, env[key])
-    worker = subprocess.Popen(
-        [os.path.join(os.path.dirname(sys.executable), "celery"), "-A", "tests.helpers.celery_drill_app", "worker",
-         "-P", "threads", "-c", "2", "--without-gossip", "--without-mingle", "-l", "INFO"],
-        cwd=str(REPO), env=env, stdout=open(tmp_path / "worker.log", "w"), stderr=subprocess.STDOUT)
+    worker = _start_worker(env, tmp_path / "worker.log", concurrency=2, loglevel="INFO")
     try:
         sys.modules.pop("tests.helpers.celery_drill_app", None)
         from tests.helpers.celery_drill_app import record as record_task
