@@ -8,6 +8,7 @@ logic is unit-testable.
 
 import base64
 import json
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -41,18 +42,22 @@ def db_url(user, password, host, port, dbname, scheme="postgresql+psycopg2"):
         host, int(port), dbname)
 
 
-def broker_url(user, password, hosts, port, vhost):
+def broker_url(user, password, hosts, port, vhost, scheme="amqp"):
     """
     Celery broker URL listing every RabbitMQ host (Kombu fails over between
     them in order), separated by ``;``. A host given as ``host:port`` keeps
-    its own port.
+    its own port. ``scheme`` ``amqps`` with TLS: the hosts must be names or
+    IPs that the RabbitMQ certificates carry (the inventory IPs are).
 
     CLI Example:
 
     .. code-block:: bash
 
         salt-call airflow_ha.broker_url airflow PASS '[10.0.0.1, 10.0.0.2]' 5672 airflow
+        salt-call airflow_ha.broker_url airflow PASS '[10.0.0.1, 10.0.0.2]' 5671 airflow scheme=amqps
     """
+    if scheme not in ("amqp", "amqps"):
+        raise CommandExecutionError(f"broker URL scheme {scheme!r}: use amqp or amqps")
     if not hosts:
         raise CommandExecutionError("no host has the rabbitmq role in inventory:hosts: add one")
     if not password:
@@ -60,7 +65,38 @@ def broker_url(user, password, hosts, port, vhost):
     cred = "{}:{}".format(urllib.parse.quote(str(user), safe=""), urllib.parse.quote(str(password), safe=""))
     vh = urllib.parse.quote(str(vhost), safe="")
     addresses = [str(h) if ":" in str(h) else "{}:{}".format(h, int(port)) for h in hosts]
-    return ";".join("amqp://{}@{}/{}".format(cred, address, vh) for address in addresses)
+    return ";".join("{}://{}@{}/{}".format(scheme, cred, address, vh) for address in addresses)
+
+
+def public_url(host, port, tls=False):
+    """
+    The URL of the UI/API on the main VIP: ``https`` with TLS (HAProxy
+    terminates it with the haproxy hosts' certificate, which names the VIP).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call airflow_ha.public_url 10.0.0.100 443 tls=True
+    """
+    return "{}://{}:{}".format("https" if tls else "http", host, int(port))
+
+
+def ssl_context(url, ca_file=None):
+    """
+    The TLS context of a request to ``url``: None for http; for https one
+    that verifies the server's certificate and name against ``ca_file`` (the
+    cluster CA, /etc/airflow-ha/pki/ca.crt) or, without it, the system's CAs.
+    """
+    if not str(url).lower().startswith("https://"):
+        return None
+    return ssl.create_default_context(cafile=ca_file or None)
+
+
+def _urlopen(req, timeout, ca_file=None):
+    url = req.full_url if isinstance(req, urllib.request.Request) else req
+    # nosec: the cluster's own endpoints; https verified against the cluster CA
+    return urllib.request.urlopen(req, timeout=timeout, context=ssl_context(url, ca_file))
 
 
 def check_settings(settings):
@@ -110,12 +146,12 @@ def check_settings(settings):
     return True
 
 
-def _get_json(url, timeout):
-    with urllib.request.urlopen(url, timeout=timeout) as resp:  # nosec: local health endpoints
+def _get_json(url, timeout, ca_file=None):
+    with _urlopen(url, timeout, ca_file) as resp:
         return json.loads(resp.read().decode())
 
 
-def health(url="http://127.0.0.1:8080", major=3, timeout=5):
+def health(url="http://127.0.0.1:8080", major=3, timeout=5, ca_file=None):
     """
     Health of the Airflow components as the api-server (Airflow 3,
     ``/api/v2/monitor/health``) or webserver (Airflow 2, ``/health``) reports
@@ -126,10 +162,14 @@ def health(url="http://127.0.0.1:8080", major=3, timeout=5):
     .. code-block:: bash
 
         salt-call airflow_ha.health url=http://127.0.0.1:8080 major=3
+        salt-call airflow_ha.health url=https://10.0.0.100:443 ca_file=/etc/airflow-ha/pki/ca.crt
+
+    ``ca_file``: the CA an https ``url`` is verified against (here and in
+    every function below that takes a ``url``).
     """
     path = "/api/v2/monitor/health" if int(major) >= 3 else "/health"
     try:
-        data = _get_json(url.rstrip("/") + path, timeout)
+        data = _get_json(url.rstrip("/") + path, timeout, ca_file)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise CommandExecutionError("Airflow health endpoint {} unreachable: {}".format(url + path, exc))
     components = {name: (info or {}).get("status") for name, info in data.items() if isinstance(info, dict)}
@@ -149,7 +189,7 @@ def _prefix(major):
     return "/api/v2" if int(major) >= 3 else "/api/v1"
 
 
-def _api(method, url, path, auth=None, body=None, timeout=10):
+def _api(method, url, path, auth=None, body=None, timeout=10, ca_file=None):
     """One REST call; ``auth`` is the whole Authorization header value."""
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url.rstrip("/") + path, data=data, method=method)
@@ -157,7 +197,7 @@ def _api(method, url, path, auth=None, body=None, timeout=10):
     if auth:
         req.add_header("Authorization", auth)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # nosec: the cluster's own API
+        with _urlopen(req, timeout, ca_file) as resp:
             text = resp.read().decode()
     except urllib.error.HTTPError as exc:
         raise CommandExecutionError(f"{method} {path} on {url}: HTTP {exc.code} {exc.read().decode()[:300]}")
@@ -166,7 +206,7 @@ def _api(method, url, path, auth=None, body=None, timeout=10):
     return json.loads(text) if text else None
 
 
-def api_token(url="http://127.0.0.1:8080", username="admin", password=None, major=3):
+def api_token(url="http://127.0.0.1:8080", username="admin", password=None, major=3, ca_file=None):
     """
     The credential of the REST API; the password comes from pillar
     ``secrets:airflow:admin_password`` unless given.
@@ -187,10 +227,10 @@ def api_token(url="http://127.0.0.1:8080", username="admin", password=None, majo
     """
     if int(major) >= 3:
         body = {"username": username, "password": _admin_password(password)}
-        return _api("POST", url, "/auth/token", body=body)["access_token"]
+        return _api("POST", url, "/auth/token", body=body, ca_file=ca_file)["access_token"]
     token = base64.b64encode(f"{username}:{_admin_password(password)}".encode()).decode()
     try:
-        _api("GET", url, "/api/v1/dags?limit=1", f"Basic {token}")
+        _api("GET", url, "/api/v1/dags?limit=1", f"Basic {token}", ca_file=ca_file)
     except CommandExecutionError as exc:
         if "HTTP 401" in str(exc) or "HTTP 403" in str(exc):
             raise CommandExecutionError(f"{exc} (user {username}: wrong password, or no Admin role)")
@@ -198,12 +238,13 @@ def api_token(url="http://127.0.0.1:8080", username="admin", password=None, majo
     return token
 
 
-def _auth(url, username, password, major):
+def _auth(url, username, password, major, ca_file=None):
     scheme = "Bearer" if int(major) >= 3 else "Basic"
-    return f"{scheme} {api_token(url, username, password, major)}"
+    return f"{scheme} {api_token(url, username, password, major, ca_file)}"
 
 
-def trigger_dag(dag_id, url="http://127.0.0.1:8080", username="admin", password=None, conf=None, major=3):
+def trigger_dag(dag_id, url="http://127.0.0.1:8080", username="admin", password=None, conf=None, major=3,
+                ca_file=None):
     """
     Unpause ``dag_id`` and start a run now; returns the run id.
 
@@ -213,15 +254,15 @@ def trigger_dag(dag_id, url="http://127.0.0.1:8080", username="admin", password=
 
         salt-call airflow_ha.trigger_dag airflow_ha_smoke url=http://10.83.0.100
     """
-    auth = _auth(url, username, password, major)
+    auth = _auth(url, username, password, major, ca_file)
     dag = f"{_prefix(major)}/dags/{urllib.parse.quote(dag_id, safe='')}"
-    _api("PATCH", url, dag, auth, {"is_paused": False})
+    _api("PATCH", url, dag, auth, {"is_paused": False}, ca_file=ca_file)
     # Airflow 3 wants logical_date (null: none); Airflow 2 sets it to now when absent
     body = {"logical_date": None, "conf": conf or {}} if int(major) >= 3 else {"conf": conf or {}}
-    return _api("POST", url, f"{dag}/dagRuns", auth, body)["dag_run_id"]
+    return _api("POST", url, f"{dag}/dagRuns", auth, body, ca_file=ca_file)["dag_run_id"]
 
 
-def dag_run(dag_id, run_id, url="http://127.0.0.1:8080", username="admin", password=None, major=3):
+def dag_run(dag_id, run_id, url="http://127.0.0.1:8080", username="admin", password=None, major=3, ca_file=None):
     """
     One DAG run with its task instances: ``{state, queued_at, start_date,
     tasks: {task_id: {state, hostname, queued_when, start_date, end_date,
@@ -234,11 +275,11 @@ def dag_run(dag_id, run_id, url="http://127.0.0.1:8080", username="admin", passw
 
         salt-call airflow_ha.dag_run airflow_ha_smoke manual__2026-11-23T08:00:00+00:00
     """
-    auth = _auth(url, username, password, major)
+    auth = _auth(url, username, password, major, ca_file)
     base = (f"{_prefix(major)}/dags/{urllib.parse.quote(dag_id, safe='')}"
             f"/dagRuns/{urllib.parse.quote(run_id, safe='')}")
-    run = _api("GET", url, base, auth)
-    tis = _api("GET", url, base + "/taskInstances", auth)["task_instances"]
+    run = _api("GET", url, base, auth, ca_file=ca_file)
+    tis = _api("GET", url, base + "/taskInstances", auth, ca_file=ca_file)["task_instances"]
     keys = ("state", "hostname", "queued_when", "start_date", "end_date", "try_number")
     queued_at = run.get("queued_at") if int(major) >= 3 else run.get("logical_date")
     return {"state": run["state"], "queued_at": queued_at, "start_date": run.get("start_date"),
@@ -246,7 +287,7 @@ def dag_run(dag_id, run_id, url="http://127.0.0.1:8080", username="admin", passw
 
 
 def wait_dag_run(dag_id, run_id, timeout=300, url="http://127.0.0.1:8080", username="admin", password=None,
-                 interval=2, major=3):
+                 interval=2, major=3, ca_file=None):
     """
     Wait for a DAG run to end; return it (see ``dag_run``); raise when it
     failed or is still running after ``timeout`` seconds.
@@ -261,7 +302,7 @@ def wait_dag_run(dag_id, run_id, timeout=300, url="http://127.0.0.1:8080", usern
 
     deadline = time.monotonic() + timeout
     while True:
-        run = dag_run(dag_id, run_id, url, username, password, major)
+        run = dag_run(dag_id, run_id, url, username, password, major, ca_file)
         if run["state"] == "success":
             return run
         if run["state"] == "failed":
@@ -368,7 +409,7 @@ def jobs_check(component, hostname=None, venv=DEFAULT_VENV, env_file=DEFAULT_ENV
     return _airflow(args, venv, env_file, runas)["retcode"] == 0
 
 
-def wait_healthy(url="http://127.0.0.1:8080", major=3, timeout=300, interval=3):
+def wait_healthy(url="http://127.0.0.1:8080", major=3, timeout=300, interval=3, ca_file=None):
     """
     Wait until ``health`` reports every component healthy through ``url``
     (e.g. the VIP, so HAProxy has a healthy api-server behind it); raise
@@ -385,7 +426,7 @@ def wait_healthy(url="http://127.0.0.1:8080", major=3, timeout=300, interval=3):
     started = time.monotonic()
     while True:
         try:
-            report = health(url, major)
+            report = health(url, major, ca_file=ca_file)
             problem = None if report["healthy"] else f"not healthy: {report['components']}"
         except CommandExecutionError as exc:
             problem = str(exc)
@@ -397,7 +438,7 @@ def wait_healthy(url="http://127.0.0.1:8080", major=3, timeout=300, interval=3):
 
 
 def smoke_test(dag_id="airflow_ha_smoke", url="http://127.0.0.1:8080", major=3, timeout=600, username="admin",
-               password=None):
+               password=None, ca_file=None):
     """
     Trigger ``dag_id`` and wait for its success: the last step of the
     orchestrated bring-up. Returns where each task ran and how long the run
@@ -408,13 +449,14 @@ def smoke_test(dag_id="airflow_ha_smoke", url="http://127.0.0.1:8080", major=3, 
     .. code-block:: bash
 
         salt-call airflow_ha.smoke_test url=http://10.83.0.100
+        salt-call airflow_ha.smoke_test url=https://10.83.0.100:443 ca_file=/etc/airflow-ha/pki/ca.crt
     """
     import time
 
     started = time.monotonic()
     # components started moments ago: wait for a healthy api-server (webserver) behind the VIP
-    wait_healthy(url, major, timeout)
-    run_id = trigger_dag(dag_id, url, username, password, major=major)
-    run = wait_dag_run(dag_id, run_id, timeout, url, username, password, major=major)
+    wait_healthy(url, major, timeout, ca_file=ca_file)
+    run_id = trigger_dag(dag_id, url, username, password, major=major, ca_file=ca_file)
+    run = wait_dag_run(dag_id, run_id, timeout, url, username, password, major=major, ca_file=ca_file)
     return {"dag_id": dag_id, "run_id": run_id, "state": run["state"], "seconds": round(time.monotonic() - started, 1),
             "tasks": {t: {"state": ti["state"], "hostname": ti["hostname"]} for t, ti in run["tasks"].items()}}

@@ -251,6 +251,8 @@ def _check_ports(ports, errors):
         for role in [rule.get("role")] + list(rule.get("from_roles") or []):
             if role != "all" and role not in KNOWN_ROLES:
                 errors.append(f"{key} ({rule.get('purpose', rule.get('port'))}): unknown role {role!r}: use one of all, {', '.join(KNOWN_ROLES)}")
+        if "tls" in rule and not isinstance(rule["tls"], bool):
+            errors.append(f"{key}:tls must be true or false (the entry holds only with / without tls:enabled)")
         for net in rule.get("from_networks") or []:
             try:
                 if net != "admin":
@@ -340,11 +342,17 @@ def normalize(inventory):
     return dict(inventory, hosts=hosts, roles=members, vips=dict(inventory.get("vips") or {}))
 
 
-def rules_for_host(inventory, ports, name, admin_networks=None):
+def port_applies(rule, tls=False):
+    """Whether a port-map entry holds: entries with ``tls: true``/``false`` only with/without TLS."""
+    return "tls" not in rule or bool(rule["tls"]) == bool(tls)
+
+
+def rules_for_host(inventory, ports, name, admin_networks=None, tls=False):
     """
     Firewall rules for host ``name``: its roles' ports with the source IPs of
     the roles allowed in; ``admin`` in ``from_networks`` stands for
-    ``admin_networks`` (the inventory network when empty).
+    ``admin_networks`` (the inventory network when empty). ``tls``: whether
+    pillar tls:enabled is on (see :py:func:`port_applies`).
     """
     inv = normalize(inventory)
     admin = list(admin_networks or [inventory["network"]])
@@ -352,7 +360,7 @@ def rules_for_host(inventory, ports, name, admin_networks=None):
     all_ips = sorted(h["ip"] for h in inv["hosts"].values())
     rules = []
     for rule in ports or []:
-        if rule["role"] != "all" and rule["role"] not in host["roles"]:
+        if rule["role"] != "all" and rule["role"] not in host["roles"] or not port_applies(rule, tls):
             continue
         sources = set()
         for role in rule.get("from_roles") or []:
@@ -475,10 +483,11 @@ def host(name=None):
     return inv["hosts"][name]
 
 
-def firewall_rules(name=None, admin_networks=None):
+def firewall_rules(name=None, admin_networks=None, tls=False):
     """
     The firewall rules of a host (this minion's by default) from the port map,
-    ``admin_networks`` standing in for ``admin`` sources.
+    ``admin_networks`` standing in for ``admin`` sources, ``tls`` whether TLS
+    is on (salt/pki/map.jinja's ``enabled``).
 
     CLI Example:
 
@@ -487,4 +496,4 @@ def firewall_rules(name=None, admin_networks=None):
         salt-call ha_inventory.firewall_rules
     """
     name = name or __grains__["id"]
-    return rules_for_host(_pillar_inventory(), __pillar__.get("ports"), name, admin_networks)
+    return rules_for_host(_pillar_inventory(), __pillar__.get("ports"), name, admin_networks, tls)

@@ -4,6 +4,9 @@
 # firewalld on RedHat) for the roles each host has; `from_roles: [all]` means
 # every host of the inventory, `from_networks` adds CIDRs (admin networks).
 # The flows are those of the seeds' port table (seed 000) plus what HA needs.
+# `tls: true` / `tls: false`: the entry holds only with / without pillar
+# tls:enabled (RabbitMQ's AMQPS and https management ports replace the plain ones,
+# HAProxy adds 443); entries without `tls` always hold.
 ports:
   - {role: all, port: 22, proto: tcp, from_roles: [all], from_networks: [admin], purpose: "ssh: admin, salt-ssh, worker to card target"}
   - {role: all, port: 9100, proto: tcp, from_roles: [monitoring], purpose: node_exporter}
@@ -13,8 +16,10 @@ ports:
   - {role: postgres, port: 5432, proto: tcp, from_roles: [postgres, haproxy, monitoring], purpose: "PostgreSQL: replication, HAProxy backends"}
   - {role: postgres, port: 9187, proto: tcp, from_roles: [monitoring], purpose: postgres_exporter}
   - {role: postgres, port: 8008, proto: tcp, from_roles: [postgres, haproxy, monitoring], purpose: Patroni REST API (HAProxy health checks)}
-  - {role: rabbitmq, port: 5672, proto: tcp, from_roles: [scheduler, webserver, dag_processor, worker, flower, triggerer, rabbitmq], purpose: AMQP}
-  - {role: rabbitmq, port: 15672, proto: tcp, from_roles: [haproxy, monitoring, rabbitmq], purpose: RabbitMQ management}
+  - {role: rabbitmq, port: 5672, proto: tcp, tls: false, from_roles: [scheduler, webserver, dag_processor, worker, flower, triggerer, rabbitmq], purpose: AMQP}
+  - {role: rabbitmq, port: 5671, proto: tcp, tls: true, from_roles: [scheduler, webserver, dag_processor, worker, flower, triggerer, rabbitmq], purpose: AMQP over TLS}
+  - {role: rabbitmq, port: 15672, proto: tcp, tls: false, from_roles: [haproxy, monitoring, rabbitmq], purpose: RabbitMQ management}
+  - {role: rabbitmq, port: 15671, proto: tcp, tls: true, from_roles: [haproxy, monitoring, rabbitmq], purpose: RabbitMQ management over https}
   - {role: rabbitmq, port: 15692, proto: tcp, from_roles: [monitoring], purpose: RabbitMQ Prometheus plugin}
   - {role: rabbitmq, port: 4369, proto: tcp, from_roles: [rabbitmq], purpose: epmd}
   - {role: rabbitmq, port: 25672, proto: tcp, from_roles: [rabbitmq], purpose: Erlang distribution}
@@ -22,8 +27,9 @@ ports:
   - {role: haproxy, port: 5000, proto: tcp, from_roles: [scheduler, webserver, dag_processor, worker, flower, triggerer, monitoring], purpose: DB read/write (Patroni leader)}
   - {role: haproxy, port: 6000, proto: tcp, from_roles: [scheduler, webserver, dag_processor, worker, flower, triggerer, monitoring], purpose: DB read-only (replicas)}
   - {role: haproxy, port: 7000, proto: tcp, from_roles: [monitoring, haproxy], from_networks: [admin], purpose: HAProxy stats and exporter}
-  - {role: haproxy, port: 80, proto: tcp, from_roles: [all], from_networks: [admin], purpose: Airflow UI/API through HAProxy}
-  - {role: haproxy, port: 5555, proto: tcp, from_roles: [all], from_networks: [admin], purpose: Flower through HAProxy}
+  - {role: haproxy, port: 80, proto: tcp, from_roles: [all], from_networks: [admin], purpose: "Airflow UI/API through HAProxy (with TLS: redirect to 443)"}
+  - {role: haproxy, port: 443, proto: tcp, tls: true, from_roles: [all], from_networks: [admin], purpose: Airflow UI/API through HAProxy over https}
+  - {role: haproxy, port: 5555, proto: tcp, from_roles: [all], from_networks: [admin], purpose: Flower through HAProxy (https with TLS)}
   - {role: haproxy, port: vrrp, proto: vrrp, from_roles: [haproxy], purpose: keepalived VRRP}
   - {role: webserver, port: 8080, proto: tcp, from_roles: [haproxy, monitoring], purpose: Airflow webserver / api-server}
   - {role: scheduler, port: 8974, proto: tcp, from_roles: [monitoring], purpose: scheduler health check server}

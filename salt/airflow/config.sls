@@ -1,6 +1,10 @@
 {%- from 'airflow/map.jinja' import airflow with context %}
 include:
   - airflow.install
+{%- if airflow.tls.enabled %}
+  # the cluster CA: the broker (amqps) and the API behind the VIP (https) are verified against it
+  - pki
+{%- endif %}
 
 # The DAG folder belongs to storage.dags (root-owned, read-only to Airflow).
 airflow-dirs:
@@ -25,6 +29,9 @@ airflow-cfg:
         airflow: {{ airflow | json }}
     - require:
       - user: airflow-user
+{%- if airflow.tls.enabled %}
+      - file: pki-ca-cert
+{%- endif %}
 
 airflow-celery-config:
   file.managed:

@@ -5,6 +5,10 @@
 # the hosts of this role.
 include:
   - keepalived
+{%- if haproxy.tls.enabled %}
+  # the cluster CA the health checks of the Patroni REST API verify against
+  - pki
+{%- endif %}
 
 haproxy-package:
   pkg.installed:
@@ -49,3 +53,26 @@ haproxy-running:
       - file: haproxy-config
     - require:
       - pkg: haproxy-package
+{%- if haproxy.tls.enabled %}
+
+# TLS of the UI/API (443; 80 only redirects) and of Flower (5555): this
+# host's certificate, which names the VIP, and its key in one PEM
+haproxy-tls-pem:
+  # certificate and key in one file, as `bind ... ssl crt` wants them; read
+  # by HAProxy as root before it drops privileges. The key comes from pillar
+  # in the template, never through the state's arguments.
+  file.managed:
+    - name: {{ haproxy.tls.pem | json }}
+    - source: salt://haproxy/files/tls.pem.jinja
+    - template: jinja
+    - user: root
+    - group: root
+    - mode: '0600'
+    - show_changes: False
+    - require:
+      - file: pki-dir
+    - require_in:
+      - file: haproxy-config
+    - watch_in:
+      - service: haproxy-running
+{%- endif %}

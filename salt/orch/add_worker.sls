@@ -37,6 +37,7 @@ orch-add-worker-smoke:
     - tgt: {{ orch.migrate_host | json }}
     - kwarg:
         url: {{ orch.api_url | json }}
+        ca_file: {{ orch.ca_file | json }}
         major: {{ orch.airflow_major }}
     - require:
       - salt: orch-add-worker-highstate

@@ -44,6 +44,7 @@ orch-airflow-healthy-{{ host }}:
     - tgt: {{ orch.migrate_host | json }}
     - kwarg:
         url: {{ orch.api_url | json }}
+        ca_file: {{ orch.ca_file | json }}
         major: {{ orch.airflow_major }}
         timeout: 300
     - failhard: True

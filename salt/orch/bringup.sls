@@ -58,6 +58,7 @@ orch-smoke-dag:
     - tgt: {{ orch.migrate_host | json }}
     - kwarg:
         url: {{ orch.api_url | json }}
+        ca_file: {{ orch.ca_file | json }}
         major: {{ orch.airflow_major }}
         timeout: {{ orch.smoke_timeout }}
     - failhard: True

@@ -26,6 +26,7 @@ orch-airflow-healthy:
     - tgt: {{ orch.migrate_host | json }}
     - kwarg:
         url: {{ orch.api_url | json }}
+        ca_file: {{ orch.ca_file | json }}
         major: {{ orch.airflow_major }}
         timeout: 300
     - require:

@@ -2,7 +2,12 @@
 # RabbitMQ cluster, one node per host of the `rabbitmq` role: the Erlang
 # cookie from pillar, peers from the inventory (classic config discovery),
 # then on the seed node the cluster-wide objects: Airflow vhost (quorum by
-# default), users, policy, no guest.
+# default), users, policy, no guest. With TLS (pillar tls:enabled) AMQP and
+# the management API listen only with TLS, on this host's certificate (pki).
+{%- if rabbitmq.tls.enabled %}
+include:
+  - pki
+{%- endif %}
 {%- for name, repo in rabbitmq.get('repos', {}).items() %}
 rabbitmq-repo-{{ name }}:
   pkgrepo.managed:
@@ -62,6 +67,22 @@ rabbitmq-enabled-plugins:
     - require:
       - pkg: rabbitmq-packages
 
+{%- if rabbitmq.tls.enabled %}
+
+rabbitmq-tls-key:
+  # its own copy of the host key, readable by the rabbitmq user only
+  file.managed:
+    - name: {{ rabbitmq.tls.key_file | json }}
+    - contents_pillar: tls:key
+    - user: {{ rabbitmq.user }}
+    - group: {{ rabbitmq.user }}
+    - mode: '0600'
+    - show_changes: False
+    - require:
+      - pkg: rabbitmq-packages
+      - file: pki-dir
+{%- endif %}
+
 rabbitmq-running:
   # RabbitMQ has no config reload: a changed cookie, name or config restarts it
   service.running:
@@ -72,6 +93,24 @@ rabbitmq-running:
       - file: rabbitmq-env-config
       - file: rabbitmq-config
       - file: rabbitmq-enabled-plugins
+{%- if rabbitmq.tls.enabled %}
+    - require:
+      - file: rabbitmq-tls-key
+      - file: pki-host-cert
+
+rabbitmq-tls-reload:
+  # a renewed certificate or key: new TLS connections read the files again
+  # (the PEM cache is cleared), open ones and the node keep running; no
+  # restart of every node of the cluster at once
+  cmd.run:
+    - name: rabbitmqctl eval 'ssl:clear_pem_cache().'
+    - onchanges:
+      - file: rabbitmq-tls-key
+      - file: pki-host-cert
+      - file: pki-ca-cert
+    - require:
+      - service: rabbitmq-running
+{%- endif %}
 
 {%- if rabbitmq.node != rabbitmq.seed %}
 

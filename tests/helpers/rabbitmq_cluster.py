@@ -11,7 +11,10 @@ Every node runs as the rabbitmq user with HOME /var/lib/rabbitmq, so the
 packaged CLI (which runs as that user) shares their Erlang cookie: the cookie
 file there is replaced for the run and restored afterwards.
 
-Ports of node i: AMQP 41000+10i, management +1, Prometheus +2, distribution +3.
+Ports of node i: AMQP 41000+10i, management +1, Prometheus +2, distribution +3,
+AMQPS +4, management over https +5. With ``tls`` (paths ``ca_file``,
+``cert_file``, ``key_file``) the state's TLS settings are rendered with these
+files instead of /etc/airflow-ha/pki (the context must come from a TLS pillar).
 """
 
 import copy
@@ -28,8 +31,10 @@ COOKIE = "/var/lib/rabbitmq/.erlang.cookie"
 
 
 class RabbitCluster:
-    def __init__(self, rabbitmq_context, cookie, workdir, base_port=41000):
-        self.context = rabbitmq_context["rabbitmq"]
+    def __init__(self, rabbitmq_context, cookie, workdir, base_port=41000, tls=None):
+        self.context = copy.deepcopy(rabbitmq_context["rabbitmq"])
+        if tls:
+            self.context["tls"] = dict(self.context["tls"], **tls)
         self.cookie = cookie
         self.workdir = str(workdir)
         self.base_port = base_port
@@ -40,7 +45,8 @@ class RabbitCluster:
 
     def ports(self, i):
         base = self.base_port + 10 * i
-        return {"amqp": base, "management": base + 1, "prometheus": base + 2, "dist": base + 3}
+        return {"amqp": base, "management": base + 1, "prometheus": base + 2, "dist": base + 3, "amqps": base + 4,
+                "management_tls": base + 5}
 
     def amqp_address(self, i):
         return f"127.0.0.1:{self.ports(i)['amqp']}"
@@ -52,7 +58,8 @@ class RabbitCluster:
         ctx = copy.deepcopy(self.context)
         ports = self.ports(i)
         ctx.update(amqp_port=ports["amqp"], management_port=ports["management"],
-                   prometheus_port=ports["prometheus"], node=self.nodes[i],
+                   prometheus_port=ports["prometheus"], amqps_port=ports["amqps"],
+                   management_tls_port=ports["management_tls"], node=self.nodes[i],
                    nodes=self.nodes if peer_discovery else [self.nodes[i]])
         return render_template("rabbitmq/files/rabbitmq.conf.jinja", {"rabbitmq": ctx})
 

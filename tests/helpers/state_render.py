@@ -126,3 +126,35 @@ def tls_render_state_file(tls_salt_env):
 def tls_state_file_context(tls_salt_env):
     """state_file_context with pillar tls:enabled"""
     return _context_getter(tls_salt_env)
+
+
+def _compile_in_fresh_process(host, topology, sls, os_name, secrets_dir, cache_root):
+    import salt.client
+
+    opts = render_tool.minion_opts(host, topology, os_name, secrets_dir, cache_root)
+    high = salt.client.Caller(mopts=opts).cmd("state.show_sls", sls)
+    if not isinstance(high, dict):
+        raise RuntimeError(f"{sls} did not compile for {host}/{os_name}: {high}")
+    return {state_id: state_args(chunk) for state_id, chunk in high.items() if isinstance(chunk, dict)}
+
+
+def _compiler(env):
+    ctx = multiprocessing.get_context("spawn")
+
+    def compiled(host, topology, sls, os_name="debian12"):
+        with ctx.Pool(1) as pool:
+            return pool.apply(_compile_in_fresh_process, (host, topology, sls, os_name, *env))
+
+    return compiled
+
+
+@pytest.fixture(scope="session")
+def compiled_sls(salt_env):
+    """compiled_sls(host, topology, sls, os_name="debian12") -> {state id: its arguments, ``fun`` included}"""
+    return _compiler(salt_env)
+
+
+@pytest.fixture(scope="session")
+def tls_compiled_sls(tls_salt_env):
+    """compiled_sls with pillar tls:enabled"""
+    return _compiler(tls_salt_env)

@@ -36,6 +36,18 @@ def test_broker_url_lists_all_hosts():
     assert url.split(";") == ["amqp://airflow:x@10.0.0.%d:5672/airflow" % i for i in (1, 2, 3)]
 
 
+def test_broker_url_over_tls_uses_amqps_and_the_port_given():
+    url = airflow_ha.broker_url("airflow", "x", ["10.0.0.1", "10.0.0.2:6671"], 5671, "airflow", scheme="amqps")
+    assert url.split(";") == ["amqps://airflow:x@10.0.0.1:5671/airflow", "amqps://airflow:x@10.0.0.2:6671/airflow"]
+    with pytest.raises(CommandExecutionError, match="amqp or amqps"):
+        airflow_ha.broker_url("airflow", "x", ["h"], 5671, "airflow", scheme="https")
+
+
+def test_public_url_is_https_with_tls():
+    assert airflow_ha.public_url("10.0.0.100", 80) == "http://10.0.0.100:80"
+    assert airflow_ha.public_url("10.0.0.100", "443", tls=True) == "https://10.0.0.100:443"
+
+
 @pytest.mark.parametrize("func,args", [
     (airflow_ha.broker_url, ("a", "x", [], 5672, "v")),
     (airflow_ha.broker_url, ("a", "", ["h"], 5672, "v")),
@@ -66,7 +78,7 @@ def test_check_settings_names_key(key, value, words):
 def test_health_parses_airflow3(monkeypatch):
     data = {"metadatabase": {"status": "healthy"}, "scheduler": {"status": "healthy"},
             "triggerer": {"status": "unhealthy"}, "dag_processor": {"status": "healthy"}}
-    monkeypatch.setattr(airflow_ha, "_get_json", lambda url, timeout: data)
+    monkeypatch.setattr(airflow_ha, "_get_json", lambda url, timeout, ca_file=None: data)
     out = airflow_ha.health(major=3)
     assert out["healthy"] is False and out["components"]["triggerer"] == "unhealthy"
     data["triggerer"]["status"] = "healthy"
@@ -99,7 +111,7 @@ def test_health_parses_airflow2(monkeypatch):
             "scheduler": {"status": "healthy", "latest_scheduler_heartbeat": "2026-11-23T08:00:00+00:00"},
             "triggerer": {"status": "healthy", "latest_triggerer_heartbeat": None},
             "dag_processor": {"status": None, "latest_dag_processor_heartbeat": None}}
-    monkeypatch.setattr(airflow_ha, "_get_json", lambda url, timeout: seen.append(url) or data)
+    monkeypatch.setattr(airflow_ha, "_get_json", lambda url, timeout, ca_file=None: seen.append(url) or data)
     out = airflow_ha.health(url="http://h:8080/", major=2)
     assert seen == ["http://h:8080/health"]
     # a standalone DAG processor that never ran reports no status: not healthy
@@ -222,3 +234,55 @@ def test_smoke_test_runs_on_both_lines(fake_airflow, monkeypatch):
     monkeypatch.setattr(airflow_ha, "wait_healthy", lambda *a, **k: {"healthy": True})
     out = airflow_ha.smoke_test(url=url, major=major, timeout=5, password="s3cr:t")
     assert out["state"] == "success" and out["tasks"] == {"report_host": {"state": "success", "hostname": "af1"}}
+
+
+# ------------------------------------------------ the same API over https (HAProxy's :443 with the cluster CA)
+@pytest.fixture
+def https_fake_airflow(tmp_path):
+    """FakeAirflow (Airflow 3) behind TLS, its certificate issued by a throwaway cluster CA (tools/gen_tls.py)."""
+    import ssl
+
+    from tests.helpers import tls_material
+
+    pki = tls_material.issue(str(tmp_path / "pki"))
+    handler = type("Handler", (FakeAirflow,), {"major": 3, "requests": []})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(pki["cert"], pki["key"])
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"https://127.0.0.1:{server.server_address[1]}", pki, handler.requests
+    server.shutdown()
+    server.server_close()
+
+
+def test_https_api_is_verified_against_the_ca_file(https_fake_airflow):
+    url, pki, requests = https_fake_airflow
+    assert airflow_ha.api_token(url, password="s3cr:t", ca_file=pki["ca"]) == "jwt"
+    run_id = airflow_ha.trigger_dag("airflow_ha_smoke", url, password="s3cr:t", ca_file=pki["ca"])
+    run = airflow_ha.wait_dag_run("airflow_ha_smoke", run_id, timeout=5, url=url, password="s3cr:t",
+                                  ca_file=pki["ca"])
+    assert run["state"] == "success"
+    # the system's CAs do not know the cluster CA, and another CA did not sign the server's certificate
+    for ca_file in (None, pki["other_ca"]):
+        with pytest.raises(CommandExecutionError, match="CERTIFICATE_VERIFY_FAILED"):
+            airflow_ha.api_token(url, password="s3cr:t", ca_file=ca_file)
+
+
+def test_https_health_and_smoke_test_pass_the_ca_file_on(https_fake_airflow, monkeypatch):
+    url, pki, _ = https_fake_airflow
+    seen = []
+    monkeypatch.setattr(airflow_ha, "_get_json",
+                        lambda u, timeout, ca_file=None: seen.append((u, ca_file)) or {"metadatabase": {"status": "healthy"}})
+    out = airflow_ha.smoke_test(url=url, major=3, timeout=5, password="s3cr:t", ca_file=pki["ca"])
+    assert out["state"] == "success"
+    assert seen == [(url + "/api/v2/monitor/health", pki["ca"])]
+
+
+def test_ssl_context_only_for_https(tmp_path):
+    import ssl
+
+    assert airflow_ha.ssl_context("http://h:80") is None
+    ctx = airflow_ha.ssl_context("HTTPS://h:443")
+    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname is True

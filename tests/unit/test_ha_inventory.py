@@ -188,6 +188,23 @@ def test_firewall_rules_follow_the_port_map():
     assert rules[("22", "tcp")]["sources"][0] == "192.168.83.0/24"  # admin network defaults to the inventory's
 
 
+def test_port_map_entries_marked_tls_follow_tls_enabled():
+    plain = {r["port"] for r in ha_inventory.firewall_rules("mq1")}
+    tls = {r["port"] for r in ha_inventory.firewall_rules("mq1", tls=True)}
+    assert {"5672", "15672"} <= plain and not {"5671", "15671"} & plain
+    assert {"5671", "15671", "15692", "25672"} <= tls and not {"5672", "15672"} & tls
+    web = {r["port"] for r in ha_inventory.firewall_rules("airflow", tls=True)}
+    assert {"80", "443", "5555"} <= web
+    assert "443" not in {r["port"] for r in ha_inventory.firewall_rules("airflow")}
+    assert ha_inventory.port_applies({"port": 22}, tls=True) and ha_inventory.port_applies({"port": 22})
+
+
+def test_a_tls_mark_that_is_not_a_boolean_is_refused():
+    ports = load_ports() + [{"role": "rabbitmq", "port": 5671, "proto": "tcp", "tls": "yes", "from_roles": ["all"]}]
+    errors = ha_inventory.find_errors(load_inventory("full"), ports=ports, check_secrets=False)
+    assert errors == [f"ports:{len(ports) - 1}:tls must be true or false (the entry holds only with / without tls:enabled)"]
+
+
 def test_admin_networks_replace_the_default():
     rules = {(r["port"], r["proto"]): r for r in ha_inventory.firewall_rules("airflow", ["10.20.0.0/16"])}
     assert "10.20.0.0/16" in rules[("22", "tcp")]["sources"]

@@ -30,6 +30,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from inventory import lab_tls  # noqa: E402  (tools/lab/inventory.py)
 
 
 def inventory():
@@ -86,10 +89,21 @@ def db_write(host, check=False):
     return int(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 and proc.stdout.strip() else None
 
 
+def api_base(inv):
+    """The UI/API on the VIP (https with TLS: HAProxy's 443, verified against the cluster CA) and the CA file."""
+    tls, ca_file = lab_tls()
+    vip = inv["vips"]["main"]["ip"]
+    return (f"https://{vip}:443", ca_file) if tls else (f"http://{vip}", None)
+
+
 def ui_healthy(inv):
-    url = f"http://{inv['vips']['main']['ip']}/api/v2/monitor/health"
+    import ssl
+
+    base, ca_file = api_base(inv)
+    url = f"{base}/api/v2/monitor/health"
+    context = ssl.create_default_context(cafile=ca_file) if ca_file else None
     try:
-        with urllib.request.urlopen(url, timeout=3) as resp:
+        with urllib.request.urlopen(url, timeout=3, context=context) as resp:
             return json.loads(resp.read()).get("metadatabase", {}).get("status") == "healthy"
     except (OSError, ValueError):
         return False
@@ -134,7 +148,8 @@ def airflow_api(inv):
 
     secrets = yaml.safe_load((REPO / ".secrets" / "airflow_ha_secrets.sls").read_text())["secrets"]
     airflow_ha.__pillar__ = {}
-    return airflow_ha, {"url": f"http://{inv['vips']['main']['ip']}", "password": secrets["airflow"]["admin_password"]}
+    url, ca_file = api_base(inv)
+    return airflow_ha, {"url": url, "ca_file": ca_file, "password": secrets["airflow"]["admin_password"]}
 
 
 def smoke(inv):
@@ -273,9 +288,12 @@ def drill_monitoring(inv):
 
 
 def port_map_tcp(roles_of_host):
-    """TCP ports pillar/ports.sls opens on a host with these roles."""
+    """TCP ports pillar/ports.sls opens on a host with these roles (entries marked `tls` as the lab's TLS is)."""
+    tls = lab_tls()[0]
     allowed = set()
     for entry in yaml.safe_load((REPO / "pillar" / "ports.sls").read_text())["ports"]:
+        if entry.get("tls", tls) != tls:
+            continue
         if entry["proto"] == "tcp" and entry["role"] in ("all", *roles_of_host):
             low, _, high = str(entry["port"]).partition("-")
             allowed.update(range(int(low), int(high or low) + 1))
@@ -319,19 +337,25 @@ def drill_security(inv):
     etcd, airflow_host = roles(inv, "etcd")[0], roles(inv, "scheduler")[0]
     rabbit, postgres = roles(inv, "rabbitmq")[0], roles(inv, "postgres")[0]
     ip = {h: spec["ip"] for h, spec in inv["hosts"].items()}
+    tls = lab_tls()[0]
+    amqp = 5671 if tls else 5672  # with TLS RabbitMQ has no plain AMQP listener
     refused = [  # (from, to, port, what): None is this machine, in the admin network but no cluster role
         (airflow_host, etcd, 2379, "etcd client from an Airflow host"),
         (airflow_host, etcd, 2380, "etcd peer from an Airflow host"),
         (airflow_host, rabbit, 25672, "Erlang distribution from an Airflow host"),
         (None, postgres, 5432, "PostgreSQL from outside the cluster"),
-        (None, rabbit, 5672, "AMQP from outside the cluster"),
+        (None, rabbit, amqp, "AMQP from outside the cluster"),
         (None, etcd, 2379, "etcd from outside the cluster"),
     ]
+    if tls:
+        refused.append((airflow_host, rabbit, 5672, "plain AMQP (TLS only) from an Airflow host"))
     allowed = [
         (airflow_host, postgres, 5432, "PostgreSQL from HAProxy's host"),
-        (airflow_host, rabbit, 5672, "AMQP from an Airflow host"),
+        (airflow_host, rabbit, amqp, "AMQP from an Airflow host"),
         (None, inv["vips"]["main"]["ip"], 80, "UI through the VIP from the admin network"),
     ]
+    if tls:
+        allowed.append((None, inv["vips"]["main"]["ip"], 443, "UI over https through the VIP"))
     wrong = [f"{what} ({src or 'this machine'} -> {dst}:{port}) open" for src, dst, port, what in refused
              if can_connect(src, ip.get(dst, dst), port)]
     wrong += [f"{what} ({src or 'this machine'} -> {dst}:{port}) refused" for src, dst, port, what in allowed
