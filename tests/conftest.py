@@ -29,6 +29,9 @@ def minion_opts(tmp_path_factory):
             "file_roots": {"base": [str(REPO / "salt")]},
             "pillar_roots": {"base": [str(REPO / "pillar")]},
             "cachedir": str(tmp / "cache"),
+            # not the machine's /var/cache/salt/minion/extmods (minion_config's default, computed before
+            # cachedir moves): modules synced there by anything else would shadow the repo's own
+            "extension_modules": str(tmp / "cache" / "extmods"),
             "module_dirs": [str(REPO / "_modules")],
             "states_dirs": [str(REPO / "_states")],
         }
