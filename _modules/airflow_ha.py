@@ -129,6 +129,14 @@ def check_settings(settings):
                 raise ValueError
         except (TypeError, ValueError):
             errors.append("pillar airflow:{} must be a TCP port number, got {!r}".format(key, settings.get(key)))
+    for key in ("amqps_port", "public_tls_port"):  # the ports with tls:enabled, checked when set
+        if key not in settings:
+            continue
+        try:
+            if not 0 < int(settings[key]) < 65536:
+                raise ValueError
+        except (TypeError, ValueError):
+            errors.append("pillar airflow:{} must be a TCP port number, got {!r}".format(key, settings[key]))
     try:
         if int(settings.get("worker_concurrency")) < 1:
             raise ValueError

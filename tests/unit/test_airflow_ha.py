@@ -97,6 +97,14 @@ def test_conn_uri_quotes_every_part():
     assert uri == "ftp://card%20ftp:p%2Fss%40%3Aw%23rd@ftp1:21?key_file=%2Fa+b%2Fk"
 
 
+@pytest.mark.parametrize("key", ["amqps_port", "public_tls_port"])
+def test_check_settings_checks_the_tls_ports(key):
+    assert airflow_ha.check_settings(dict(GOOD, **{key: 5671})) is True
+    for bad in ("tls", 0, 70000):
+        with pytest.raises(CommandExecutionError, match=f"airflow:{key} must be a TCP port"):
+            airflow_ha.check_settings(dict(GOOD, **{key: bad}))
+
+
 def test_check_settings_requirements_match_major():
     assert airflow_ha.check_settings(dict(GOOD, requirements="airflow-3.txt")) is True
     two = dict(GOOD, major=2, version="2.11.2", requirements="airflow-2.txt")
