@@ -234,12 +234,14 @@ def generate(inventories, out_dir, ca_dir=None, force=False):
     return cert_pem(ca_cert).decode(), outcomes
 
 
-def load_topologies(topologies=None):
+def load_topologies(topologies=None, inventory_files=()):
+    """The topologies of pillar/inventory (default: all), plus inventory files kept elsewhere
+    (a site's own, or the lab's copy that day-2 drills extend)."""
     inv_dir = os.path.join(ROOT, "pillar", "inventory")
     topologies = topologies or sorted(f[:-5] for f in os.listdir(inv_dir) if f.endswith(".yaml"))
     out = []
-    for topology in topologies:
-        with open(os.path.join(inv_dir, f"{topology}.yaml")) as f:
+    for path in [os.path.join(inv_dir, f"{t}.yaml") for t in topologies] + list(inventory_files):
+        with open(path) as f:
             out.append(yaml.safe_load(f) or {})
     return out
 

@@ -113,6 +113,20 @@ def test_gen_secrets_puts_the_ca_in_the_shared_file_and_host_files_beside_it(tmp
     assert open(out).read() == before
 
 
+def test_a_host_added_to_an_inventory_file_gets_its_certificate_and_the_others_keep_theirs(tmp_path):
+    out = tmp_path / "secrets" / "airflow_ha_secrets.sls"
+    gen_secrets.main(["--out", str(out), "--topology", "compact"])
+    db1 = (tmp_path / "secrets" / "tls" / "db1.sls").read_text()
+    lab = yaml.safe_load(open(gen_tls.os.path.join(gen_tls.ROOT, "pillar", "inventory", "compact.yaml")))
+    lab["hosts"]["worker1"] = {"ip": "10.83.0.23", "roles": ["worker"]}
+    (tmp_path / "lab.yaml").write_text(yaml.safe_dump(lab))
+    gen_secrets.main(["--out", str(out), "--topology", "compact", "--inventory", str(tmp_path / "lab.yaml")])
+    cert, _ = host_cert(out.parent, "worker1")
+    assert "10.83.0.23" in [str(ip) for ip in cert.extensions.get_extension_for_class(
+        x509.SubjectAlternativeName).value.get_values_for_type(x509.IPAddress)]
+    assert (tmp_path / "secrets" / "tls" / "db1.sls").read_text() == db1
+
+
 # ------------------------------------------------- render-time check of pillar tls
 
 
