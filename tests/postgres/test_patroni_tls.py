@@ -282,3 +282,58 @@ def test_haproxy_checking_against_another_ca_takes_every_member_out(tls_lb, tls_
         assert balancer.psql("postgres_rw", "select 1", timeout=20) is None
     finally:
         balancer.stop()
+
+
+# ------------------------------------------------------- Prometheus over https
+
+
+def test_prometheus_scrapes_tls_etcd_and_patroni_with_the_rendered_tls_config(tls_cluster, tls_render_state_file,
+                                                                               tmp_path):
+    """A real Prometheus with the etcd and patroni jobs of the state's config (TLS on), their
+    targets moved onto the cluster and their tls_config files onto its CA and db3's certificate."""
+    import json
+    import shutil
+
+    import yaml
+
+    config = yaml.safe_load(tls_render_state_file("db3", "compact", "monitoring.prometheus",
+                                                  "monitoring-prometheus-config"))
+    files = {"ca_file": tls_cluster.pki["ca"], "cert_file": tls_cluster.pki["cert"]["db3"],
+             "key_file": tls_cluster.pki["key"]["db3"]}
+    jobs = []
+    for job in config["scrape_configs"]:
+        if job["job_name"] not in ("etcd", "patroni"):
+            continue
+        port = "client" if job["job_name"] == "etcd" else "rest"
+        job["tls_config"] = {k: files[k] for k in job["tls_config"]}
+        job["static_configs"] = [{"targets": [f"127.0.0.1:{tls_cluster.ports(i)[port]}"], "labels": {"host": name}}
+                                 for i, name in enumerate(MEMBERS)]
+        jobs.append(job)
+    assert sorted((j["job_name"], j["scheme"], sorted(j["tls_config"])) for j in jobs) == [
+        ("etcd", "https", ["ca_file", "cert_file", "key_file"]), ("patroni", "https", ["ca_file"])]
+    config.update(scrape_configs=jobs, rule_files=[], alerting={"alertmanagers": []})
+    config["global"].update(scrape_interval="1s", evaluation_interval="1s")
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    addr = "127.0.0.1:59190"
+    proc = subprocess.Popen([shutil.which("prometheus") or "/usr/bin/prometheus",
+                             f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'data'}",
+                             f"--web.listen-address={addr}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline, targets = time.time() + 60, []
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://{addr}/api/v1/targets", timeout=5) as resp:
+                    targets = json.load(resp)["data"]["activeTargets"]
+            except OSError:
+                targets = []
+            if len(targets) == 6 and all(t["health"] == "up" for t in targets):
+                break
+            time.sleep(1)
+        assert len(targets) == 6 and all(t["health"] == "up" for t in targets), \
+            [(t["labels"]["job"], t["labels"]["instance"], t.get("lastError")) for t in targets]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
