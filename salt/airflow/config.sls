@@ -1,6 +1,10 @@
 {%- from 'airflow/map.jinja' import airflow with context %}
 include:
   - airflow.install
+{%- if airflow.db_tls %}
+  # the cluster CA the DB connections verify the server against (public, 0644)
+  - pki
+{%- endif %}
 
 # The DAG folder belongs to storage.dags (root-owned, read-only to Airflow).
 airflow-dirs:
@@ -101,3 +105,7 @@ airflow-env:
         airflow: {{ airflow | json }}
     - require:
       - user: airflow-user
+{%- if airflow.db_tls %}
+      # its DB URLs name the CA file (sslrootcert)
+      - file: pki-ca-cert
+{%- endif %}

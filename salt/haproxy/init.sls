@@ -5,6 +5,10 @@
 # the hosts of this role.
 include:
   - keepalived
+{%- if haproxy.tls.enabled %}
+  # the cluster CA the health checks of the Patroni REST API verify against
+  - pki
+{%- endif %}
 
 haproxy-package:
   pkg.installed:
@@ -26,6 +30,10 @@ haproxy-config:
     - check_cmd: haproxy -c -f
     - require:
       - pkg: haproxy-package
+{%- if haproxy.tls.enabled %}
+      # ca-file of the checks: `haproxy -c` and the reload read it
+      - file: pki-ca-cert
+{%- endif %}
 
 {%- for boolean in haproxy.selinux_booleans %}
 
@@ -47,5 +55,9 @@ haproxy-running:
     - reload: True
     - watch:
       - file: haproxy-config
+{%- if haproxy.tls.enabled %}
+      # a new CA: reloaded workers read it
+      - file: pki-ca-cert
+{%- endif %}
     - require:
       - pkg: haproxy-package
