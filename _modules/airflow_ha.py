@@ -24,22 +24,33 @@ def __virtual__():
     return __virtualname__
 
 
-def db_url(user, password, host, port, dbname, scheme="postgresql+psycopg2"):
+def db_url(user, password, host, port, dbname, scheme="postgresql+psycopg2", sslmode=None, sslrootcert=None):
     """
     SQLAlchemy URL of the metadata DB (also the Celery result backend with
-    ``scheme=db+postgresql``).
+    ``scheme=db+postgresql``). With ``sslmode`` (e.g. ``verify-full``) and
+    ``sslrootcert`` (the cluster CA), libpq's TLS parameters are added as the
+    URL's query: verify-full checks the server certificate against ``host``
+    (an IP matches the certificate's IP SANs, libpq >= 14).
 
     CLI Example:
 
     .. code-block:: bash
 
         salt-call airflow_ha.db_url airflow PASS 10.0.0.100 5000 airflow
+        salt-call airflow_ha.db_url airflow PASS 10.0.0.100 5000 airflow sslmode=verify-full \
+            sslrootcert=/etc/airflow-ha/pki/ca.crt
     """
     if not password:
         raise CommandExecutionError("secrets:postgres:airflow_password is empty: run tools/gen_secrets.py")
-    return "{}://{}:{}@{}:{}/{}".format(
+    url = "{}://{}:{}@{}:{}/{}".format(
         scheme, urllib.parse.quote(str(user), safe=""), urllib.parse.quote(str(password), safe=""),
         host, int(port), dbname)
+    if sslmode and str(sslmode).startswith("verify") and not sslrootcert:
+        raise CommandExecutionError("sslmode={} needs sslrootcert (the cluster CA file)".format(sslmode))
+    query = {k: str(v) for k, v in (("sslmode", sslmode), ("sslrootcert", sslrootcert)) if v}
+    if query:
+        url += "?" + urllib.parse.urlencode(query, safe="/", quote_via=urllib.parse.quote)
+    return url
 
 
 def broker_url(user, password, hosts, port, vhost, scheme="amqp"):

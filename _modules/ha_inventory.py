@@ -86,6 +86,9 @@ HOSTNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 SECRETS_FIX = "run `make secrets` (tools/gen_secrets.py) or set it in your secrets pillar"
 # With pillar tls:enabled, what every host needs: the CA (shared secrets file)
 # and its own key and certificate (tls/<host>.sls, given to that minion only).
+# TLS is on unless pillar tls:enabled says otherwise (the default of
+# salt/pki/defaults.yaml `enabled`, which a test keeps equal to this).
+TLS_ENABLED_DEFAULT = True
 REQUIRED_TLS_SHARED = ("ca_cert",)
 REQUIRED_TLS_HOST = ("cert", "key")
 TLS_FIX = ("run `make secrets` (tools/gen_secrets.py issues the CA and tls/<host>.sls for every inventory host; "
@@ -288,14 +291,22 @@ def _check_secrets(secrets, members, errors):
 
 
 def _check_tls(tls, errors, host_material=True):
-    """With tls:enabled, the CA and (on a minion: the master has no host key) this host's key and cert."""
-    if not isinstance(tls, dict) or str(tls.get("enabled")).lower() not in ("true", "1", "yes", "on"):
+    """With tls:enabled (the default when pillar ``tls`` does not set it), the
+    CA and (on a minion: the master has no host key) this host's key and cert.
+    ``tls`` None: not checked (the caller has no pillar)."""
+    if tls is None:
+        return
+    if not isinstance(tls, dict):
+        errors.append(f"tls must be a mapping (enabled, ca_cert, cert, key), not {type(tls).__name__}: {TLS_FIX}")
+        return
+    if str(tls.get("enabled", TLS_ENABLED_DEFAULT)).lower() not in ("true", "1", "yes", "on"):
         return
     needed = REQUIRED_TLS_SHARED + (REQUIRED_TLS_HOST if host_material else ())
     for key in needed:
         value = tls.get(key)
         if not value:
-            errors.append(f"tls:{key} is missing (tls:enabled is true): {TLS_FIX}")
+            errors.append(f"tls:{key} is missing (tls:enabled is {'true' if 'enabled' in tls else 'true by default'}): "
+                          f"{TLS_FIX}")
         elif "-----BEGIN " not in str(value):
             errors.append(f"tls:{key} is not PEM: {TLS_FIX}")
 
@@ -407,7 +418,7 @@ def validate(check_secrets=True):
         salt-call ha_inventory.validate
     """
     errors = find_errors(_pillar_inventory(), __pillar__.get("secrets"), __pillar__.get("ports"), check_secrets,
-                         __pillar__.get("tls"), tls_host_material=__opts__.get("__role") != "master")
+                         __pillar__.get("tls") or {}, tls_host_material=__opts__.get("__role") != "master")
     if errors:
         raise CommandExecutionError(
             "Invalid pillar, nothing was applied:\n  - " + "\n  - ".join(errors)

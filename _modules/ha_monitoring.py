@@ -12,7 +12,7 @@ CLI Example:
 
 __virtualname__ = "ha_monitoring"
 
-# job -> (role whose hosts expose it, port, metrics path, scheme)
+# job -> (role whose hosts expose it, port, metrics path)
 EXPORTERS = {
     "node": ("all", 9100, "/metrics"),
     "etcd": ("etcd", 2379, "/metrics"),
@@ -26,14 +26,27 @@ EXPORTERS = {
 }
 
 
+# With TLS (pillar tls:enabled), jobs scraped over https: what each presents.
+# etcd's client port requires a client certificate of the cluster CA (the
+# monitoring host's own); the Patroni REST API only needs the CA to verify it.
+TLS_JOBS = {
+    "etcd": ("ca_file", "cert_file", "key_file"),
+    "patroni": ("ca_file",),
+}
+
+
 def __virtual__():
     return __virtualname__
 
 
-def jobs_for(inventory, exporters=None, disabled=()):
+def jobs_for(inventory, exporters=None, disabled=(), tls=None):
     """
     Scrape jobs (name, metrics_path, targets with a ``host`` label) for an
     inventory; jobs whose role has no host, or named in ``disabled``, are left out.
+    With ``tls`` ({ca_file, cert_file, key_file}: the cluster CA and the
+    monitoring host's certificate and key), the jobs of ``TLS_JOBS`` get
+    ``scheme: https`` and a ``tls_config`` with the files each needs.
+    Targets are IPs: the host certificates carry their IP.
     """
     exporters = exporters or EXPORTERS
     hosts = inventory["hosts"]
@@ -44,19 +57,22 @@ def jobs_for(inventory, exporters=None, disabled=()):
         names = sorted(n for n, h in hosts.items() if role == "all" or role in (h.get("roles") or []))
         if not names:
             continue
-        jobs.append(
-            {
-                "job_name": job,
-                "metrics_path": path,
-                "targets": [{"address": f"{hosts[n]['ip']}:{port}", "host": n} for n in names],
-            }
-        )
+        entry = {
+            "job_name": job,
+            "metrics_path": path,
+            "targets": [{"address": f"{hosts[n]['ip']}:{port}", "host": n} for n in names],
+        }
+        if tls and job in TLS_JOBS:
+            entry["scheme"] = "https"
+            entry["tls_config"] = {key: tls[key] for key in TLS_JOBS[job]}
+        jobs.append(entry)
     return jobs
 
 
-def scrape_jobs(disabled=()):
+def scrape_jobs(disabled=(), tls=None):
     """
-    The scrape jobs of this cluster's inventory (pillar ``inventory``).
+    The scrape jobs of this cluster's inventory (pillar ``inventory``);
+    ``tls`` as in ``jobs_for``.
 
     CLI Example:
 
@@ -64,7 +80,7 @@ def scrape_jobs(disabled=()):
 
         salt-call ha_monitoring.scrape_jobs disabled='[statsd]'
     """
-    return jobs_for(__pillar__["inventory"], disabled=disabled)
+    return jobs_for(__pillar__["inventory"], disabled=disabled, tls=tls)
 
 
 def alertmanager_targets():

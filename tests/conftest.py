@@ -57,7 +57,8 @@ from tests.helpers.state_render import (  # noqa: E402,F401
 
 @pytest.fixture(scope="session")
 def generated_secrets(tmp_path_factory):
-    """Throwaway secrets of every kind: (tree under `secrets`, path of the pillar file)."""
+    """Throwaway secrets of every kind: (tree under `secrets`, path of the pillar file); the file
+    turns TLS (on by default) off, so the hosts it serves need no certificates."""
     import yaml
 
     import gen_secrets
@@ -65,6 +66,6 @@ def generated_secrets(tmp_path_factory):
     tree = {}
     gen_secrets.fill(tree)
     path = tmp_path_factory.mktemp("secrets") / "airflow_ha_secrets.sls"
-    path.write_text(yaml.safe_dump({"secrets": tree}))
+    path.write_text(yaml.safe_dump({"secrets": tree, "tls": {"enabled": False}}))
     path.chmod(0o600)
     return tree, str(path)

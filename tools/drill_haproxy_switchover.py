@@ -4,7 +4,10 @@ PostgreSQL cluster on loopback and HAProxy in front of it, both configured
 from the states' templates (salt/haproxy/files/haproxy.cfg.jinja with the
 shipped check timing: inter 3s fall 3 rise 2, or --fastinter/--downinter).
 
-    .venv/bin/python tools/drill_haproxy_switchover.py [--runs 3] [--fastinter 1s --downinter 1s]
+    .venv/bin/python tools/drill_haproxy_switchover.py [--runs 3] [--fastinter 1s --downinter 1s] [--no-tls]
+
+With TLS (the default) HAProxy checks the Patroni REST API with check-ssl
+against the cluster's CA, and the writer connects with sslmode=verify-full.
 
 A writer inserts a row through HAProxy's read/write port every ~0.1 s. Per
 run, prints the time from the switchover request to the first write committed
@@ -37,11 +40,15 @@ from tests.helpers.state_render import _render_in_fresh_process  # noqa: E402
 OFFSET = 200  # ports clear of tests/postgres (0) and tests/haproxy (100)
 
 
-def salt_env(tmp):
+def salt_env(tmp, tls=True):
+    """Throwaway secrets; with ``tls`` (the default, as in production) a throwaway CA and host certificates."""
     secrets = {}
     gen_secrets.fill(secrets)
     secrets_dir = os.path.join(tmp, "secrets")
-    gen_secrets.write_private(os.path.join(secrets_dir, "airflow_ha_secrets.sls"), yaml.safe_dump({"secrets": secrets}))
+    text = yaml.safe_dump({"secrets": secrets})
+    text = render_tool.with_tls(text, ["compact"], secrets_dir, os.path.join(tmp, "ca")) if tls else \
+        render_tool.without_tls(text)
+    gen_secrets.write_private(os.path.join(secrets_dir, "airflow_ha_secrets.sls"), text)
     cache = os.path.join(tmp, "cache")
     render_tool.sync_modules(secrets_dir, cache)
     return secrets_dir, cache
@@ -57,6 +64,8 @@ def main(argv=None):
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--fastinter", default="", help="haproxy:check:fastinter to drill with, e.g. 1s")
     parser.add_argument("--downinter", default="", help="haproxy:check:downinter to drill with, e.g. 1s")
+    parser.add_argument("--no-tls", action="store_true",
+                        help="drill without TLS (plain http checks of the Patroni REST API)")
     args = parser.parse_args(argv)
     tmp = tempfile.mkdtemp(prefix="airflow-ha-lb-drill-", dir="/var/tmp")
     os.chmod(tmp, 0o755)  # PostgreSQL runs as postgres below it
@@ -67,7 +76,7 @@ def main(argv=None):
 
 
 def drill(args, tmp):
-    env = salt_env(tmp)
+    env = salt_env(tmp, tls=not args.no_tls)
     etcd_ctx = in_fresh_process("db1", "compact", "etcd", "etcd-config", "debian12", {}, *env, True)
     patroni_ctx = in_fresh_process("db1", "compact", "postgres", "postgres-patroni-config", "debian12", {}, *env, True)
     haproxy_ctx = in_fresh_process("af1", "compact", "haproxy", "haproxy-config", "debian12", {}, *env, True)

@@ -3,7 +3,7 @@
 cluster on loopback, configured from the states' templates with the shipped
 timing settings (salt/postgres/defaults.yaml `dcs`: ttl, loop_wait, retry_timeout).
 
-    .venv/bin/python tools/drill_patroni_failover.py [--runs 3] [--synchronous]
+    .venv/bin/python tools/drill_patroni_failover.py [--runs 3] [--synchronous] [--no-tls]
 
 Prints, per run, the failover time (SIGKILL of the leader's Patroni and
 PostgreSQL, as a host crash, to the first committed write on a new leader)
@@ -34,11 +34,16 @@ from tests.helpers.patroni_cluster import MEMBERS, PatroniCluster  # noqa: E402
 from tests.helpers.state_render import _render_in_fresh_process  # noqa: E402
 
 
-def state_contexts(tmp):
+def state_contexts(tmp, tls=True):
+    """The etcd and postgres states' contexts of compact db1; with ``tls`` (the
+    default, as in production) the cluster runs with TLS and its own CA."""
     secrets = {}
     gen_secrets.fill(secrets)
     secrets_dir = os.path.join(tmp, "secrets")
-    gen_secrets.write_private(os.path.join(secrets_dir, "airflow_ha_secrets.sls"), yaml.safe_dump({"secrets": secrets}))
+    text = yaml.safe_dump({"secrets": secrets})
+    text = render_tool.with_tls(text, ["compact"], secrets_dir, os.path.join(tmp, "ca")) if tls else \
+        render_tool.without_tls(text)
+    gen_secrets.write_private(os.path.join(secrets_dir, "airflow_ha_secrets.sls"), text)
     cache = os.path.join(tmp, "cache")
     render_tool.sync_modules(secrets_dir, cache)
     ctx = multiprocessing.get_context("spawn")
@@ -82,6 +87,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--synchronous", action="store_true", help="drill with synchronous_mode on")
+    parser.add_argument("--no-tls", action="store_true", help="drill the cluster without TLS (tls:enabled false)")
     args = parser.parse_args(argv)
     tmp = tempfile.mkdtemp(prefix="airflow-ha-drill-", dir="/var/tmp")
     os.chmod(tmp, 0o755)  # PostgreSQL runs as postgres below it
@@ -92,7 +98,7 @@ def main(argv=None):
 
 
 def drill(args, tmp):
-    etcd_ctx, patroni_ctx = state_contexts(tmp)
+    etcd_ctx, patroni_ctx = state_contexts(tmp, tls=not args.no_tls)
     if args.synchronous:
         patroni_ctx["patroni"]["dcs"]["synchronous_mode"] = True
     dcs = patroni_ctx["patroni"]["dcs"]

@@ -2,7 +2,7 @@
 """Generate every secret the cluster needs into a root-only pillar file.
 
     tools/gen_secrets.py [--out .secrets/airflow_ha_secrets.sls] [--force]
-                         [--ca-dir DIR] [--topology full ...] [--no-tls]
+                         [--ca-dir DIR] [--topology full ...] [--inventory FILE ...] [--no-tls]
 
 Also issues the cluster's TLS material (tools/gen_tls.py): the CA certificate
 goes into this file (``tls:ca_cert``), each host's key and certificate into
@@ -104,6 +104,8 @@ def main(argv=None):
                         help="regenerate every secret (rotation), the TLS CA and host keys included")
     parser.add_argument("--ca-dir", help="where the CA private key stays (default: ca/ next to --out)")
     parser.add_argument("--topology", action="append", help="inventories to issue host certificates for (default: all)")
+    parser.add_argument("--inventory", action="append", default=[],
+                        help="an inventory file outside pillar/inventory to issue host certificates for too")
     parser.add_argument("--no-tls", action="store_true", help="leave the TLS material alone")
     args = parser.parse_args(argv)
     data = {}
@@ -112,7 +114,7 @@ def main(argv=None):
             data = yaml.safe_load(f) or {}
     added = fill(data.setdefault("secrets", {}))
     if not args.no_tls:
-        ca_cert, outcomes = gen_tls.generate(gen_tls.load_topologies(args.topology), os.path.dirname(args.out),
+        ca_cert, outcomes = gen_tls.generate(gen_tls.load_topologies(args.topology, args.inventory), os.path.dirname(args.out),
                                              args.ca_dir, args.force)
         if data.get("tls", {}).get("ca_cert") != ca_cert:
             data.setdefault("tls", {})["ca_cert"] = ca_cert

@@ -13,7 +13,11 @@ key 0600; keep it outside every pillar root on a master). Writes:
 Host certificates (EC P-256, 2 years, server and client use) name the host's
 short name, FQDN (inventory ``domain``), IP and ``localhost``/127.0.0.1
 (Patroni and the checks of the states connect to the local member through
-loopback); hosts of the role of a VIP also get the VIP's IP and hostname.
+loopback); hosts of the role of a VIP also get the VIP's IP and hostname (and
+FQDN). So do the hosts behind a VIP's TCP pass-through (``THROUGH_VIPS``):
+PostgreSQL members are reached through HAProxy on the main VIP (port 5000),
+TLS ends on the member itself, so Airflow's ``sslmode=verify-full`` to the VIP
+checks the member's certificate against the VIP's IP or name.
 Re-running keeps every key and certificate unless ``--force``, or a host's
 names changed, its certificate expires within 30 days or another CA signed it
 (then only the certificate is re-issued, on the same key).
@@ -35,6 +39,9 @@ HOST_DAYS = 730
 RENEW_BEFORE = datetime.timedelta(days=30)
 LOOPBACK_NAMES = ("localhost",)
 LOOPBACK_IPS = ("127.0.0.1",)
+# VIP name -> roles whose hosts a client reaches through that VIP with TLS
+# passed through (HAProxy in TCP mode): their certificates name the VIP too
+THROUGH_VIPS = {"main": ("postgres",)}
 
 
 # ------------------------------------------------------------------ files
@@ -129,8 +136,9 @@ def host_names(inventory, name):
     if domain:
         dns.add(f"{name}.{domain}")
     ips = {str(host["ip"]), *LOOPBACK_IPS}
-    for vip in (inventory.get("vips") or {}).values():
-        if vip.get("role") in (host.get("roles") or []):
+    roles = set(host.get("roles") or [])
+    for vip_name, vip in (inventory.get("vips") or {}).items():
+        if vip.get("role") in roles or roles & set(THROUGH_VIPS.get(vip_name, ())):
             ips.add(str(vip["ip"]))
             if vip.get("hostname"):
                 dns.add(vip["hostname"])
@@ -234,12 +242,14 @@ def generate(inventories, out_dir, ca_dir=None, force=False):
     return cert_pem(ca_cert).decode(), outcomes
 
 
-def load_topologies(topologies=None):
+def load_topologies(topologies=None, inventory_files=()):
+    """The topologies of pillar/inventory (default: all), plus inventory files kept elsewhere
+    (a site's own, or the lab's copy that day-2 drills extend)."""
     inv_dir = os.path.join(ROOT, "pillar", "inventory")
     topologies = topologies or sorted(f[:-5] for f in os.listdir(inv_dir) if f.endswith(".yaml"))
     out = []
-    for topology in topologies:
-        with open(os.path.join(inv_dir, f"{topology}.yaml")) as f:
+    for path in [os.path.join(inv_dir, f"{t}.yaml") for t in topologies] + list(inventory_files):
+        with open(path) as f:
             out.append(yaml.safe_load(f) or {})
     return out
 

@@ -1,20 +1,26 @@
 #!/usr/bin/env python3
 """Render the highstate of every host of every topology for both OS families.
 
-    tools/render.py [--topology full --topology compact] [--os debian12 --os rocky9] [--tls] [-v]
+    tools/render.py [--topology full --topology compact] [--os debian12 --os rocky9] [--no-tls] [-v]
+                    [--secrets FILE [--tls]]
 
 Each host is compiled as a masterless minion with faked grains (its inventory
 name as minion id, Debian 12 or Rocky Linux 9) and run with ``mock=True``:
 Salt renders every SLS, checks every requisite and orders the run, but calls
 no state function, so nothing on this machine changes. Throwaway secrets are
-generated into a temporary pillar root; ``--tls`` also issues a throwaway CA
-and host certificates (tools/gen_tls.py) and sets ``tls:enabled``. Ends with the line
-``rendered H hosts x F os families, N errors`` and exits non-zero on errors.
+generated into a temporary pillar root, with a throwaway CA and host
+certificates (tools/gen_tls.py) since TLS is on by default; ``--no-tls``
+renders with ``tls:enabled: false`` instead. ``--secrets FILE`` uses that
+file (and the ``tls/<host>.sls`` files beside it, as tools/gen_secrets.py
+writes them) as it is; add ``--tls`` to issue throwaway TLS material for it.
+Ends with the line ``rendered H hosts x F os families, N errors`` and exits
+non-zero on errors.
 """
 
 import argparse
 import concurrent.futures
 import os
+import shutil
 import sys
 import tempfile
 import warnings
@@ -125,6 +131,13 @@ def with_tls(secrets_text, topologies, secrets_dir, ca_dir):
     return yaml.safe_dump(data)
 
 
+def without_tls(secrets_text):
+    """The secrets pillar with tls:enabled false (no TLS material needed)."""
+    data = yaml.safe_load(secrets_text) or {}
+    data["tls"] = {"enabled": False}
+    return yaml.safe_dump(data)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--topology", action="append", help="full and compact by default")
@@ -135,7 +148,9 @@ def main(argv=None):
                         help="a pillar root whose files shadow the repo's (e.g. inventory/full.yaml)")
     parser.add_argument("--secrets", metavar="FILE", help="use this secrets pillar file instead of throwaway ones")
     parser.add_argument("--tls", action="store_true",
-                        help="render with tls:enabled and a throwaway CA and host certificates")
+                        help="with --secrets: add tls:enabled and a throwaway CA and host certificates "
+                             "(without --secrets they are always issued)")
+    parser.add_argument("--no-tls", action="store_true", help="render with tls:enabled false")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     topologies = args.topology or ["full", "compact"]
@@ -146,11 +161,17 @@ def main(argv=None):
         if args.secrets:
             with open(args.secrets) as f:
                 text = f.read()
+            # the hosts' TLS files beside it (tools/gen_secrets.py's layout), read-only here
+            host_tls = os.path.join(os.path.dirname(os.path.abspath(args.secrets)), "tls")
+            if os.path.isdir(host_tls) and not args.tls:
+                shutil.copytree(host_tls, os.path.join(secrets_dir, "tls"))
         else:
             data = {"secrets": {}}
             gen_secrets.fill(data["secrets"])
             text = yaml.safe_dump(data)
-        if args.tls:
+        if args.no_tls:
+            text = without_tls(text)
+        elif args.tls or not args.secrets:
             text = with_tls(text, topologies, secrets_dir, os.path.join(tmp, "ca"))
         gen_secrets.write_private(os.path.join(secrets_dir, "airflow_ha_secrets.sls"), text)
         cache_root = os.path.join(tmp, "cache")

@@ -2,7 +2,7 @@
 include:
   - airflow.install
 {%- if airflow.tls.enabled %}
-  # the cluster CA: the broker (amqps) and the API behind the VIP (https) are verified against it
+  # the cluster CA: the DB connections, the broker (amqps) and the API behind the VIP (https) verify against it
   - pki
 {%- endif %}
 
@@ -108,3 +108,7 @@ airflow-env:
         airflow: {{ airflow | json }}
     - require:
       - user: airflow-user
+{%- if airflow.db_tls %}
+      # its DB URLs name the CA file (sslrootcert)
+      - file: pki-ca-cert
+{%- endif %}

@@ -30,6 +30,10 @@ haproxy-config:
     - check_cmd: haproxy -c -f
     - require:
       - pkg: haproxy-package
+{%- if haproxy.tls.enabled %}
+      # ca-file of the checks: `haproxy -c` and the reload read it
+      - file: pki-ca-cert
+{%- endif %}
 
 {%- for boolean in haproxy.selinux_booleans %}
 
@@ -51,6 +55,10 @@ haproxy-running:
     - reload: True
     - watch:
       - file: haproxy-config
+{%- if haproxy.tls.enabled %}
+      # a new CA: reloaded workers read it
+      - file: pki-ca-cert
+{%- endif %}
     - require:
       - pkg: haproxy-package
 {%- if haproxy.tls.enabled %}

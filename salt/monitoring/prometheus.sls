@@ -1,6 +1,10 @@
 {%- from 'monitoring/map.jinja' import monitoring, inventory with context %}
 include:
   - monitoring.repos
+{%- if monitoring.tls.enabled %}
+  # the cluster CA and this host's certificate: etcd and Patroni are scraped over https
+  - pki
+{%- endif %}
 
 monitoring-prometheus-packages:
   pkg.installed:
@@ -19,6 +23,24 @@ monitoring-prometheus-rules:
     - require:
       - pkg: monitoring-prometheus-packages
 
+{%- if monitoring.tls.enabled %}
+
+monitoring-prometheus-tls-key:
+  # Prometheus' own copy of the host key (its client certificate for etcd),
+  # readable by the prometheus user only; Prometheus re-reads the files of a
+  # tls_config when they change, so a renewal needs no reload
+  file.managed:
+    - name: {{ monitoring.tls.key_file | json }}
+    - contents_pillar: tls:key
+    - user: {{ monitoring.user | json }}
+    - group: {{ monitoring.user | json }}
+    - mode: '0600'
+    - show_changes: False
+    - require:
+      - pkg: monitoring-prometheus-packages
+      - file: pki-dir
+{%- endif %}
+
 monitoring-prometheus-config:
   file.managed:
     - name: {{ monitoring.config_dir }}/prometheus.yml
@@ -31,6 +53,12 @@ monitoring-prometheus-config:
     - check_cmd: /usr/bin/promtool check config
     - require:
       - file: monitoring-prometheus-rules
+{%- if monitoring.tls.enabled %}
+      # promtool checks that the files of every tls_config exist
+      - file: pki-ca-cert
+      - file: pki-host-cert
+      - file: monitoring-prometheus-tls-key
+{%- endif %}
 
 monitoring-prometheus-running:
   service.running:

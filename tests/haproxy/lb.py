@@ -47,13 +47,16 @@ def wait_for(check, timeout, what, interval=0.5):
 def lb_context(state_ctx, cluster, tmp):
     """The haproxy state's context with the PostgreSQL backends moved onto the
     cluster's members (PostgreSQL and REST API ports), every frontend on a free
-    loopback port, the Airflow/Flower backends on closed ports (down)."""
+    loopback port, the Airflow/Flower backends on closed ports (down); with
+    TLS the checks verify against the cluster's CA."""
     ctx = copy.deepcopy(state_ctx)
     pg_servers = {s["name"]: s for s in ctx["postgres_servers"]}
     assert sorted(pg_servers) == list(MEMBERS), sorted(pg_servers)
     for i, name in enumerate(MEMBERS):
         p = cluster.ports(i)
         pg_servers[name].update(address="127.0.0.1", port=p["pg"], check_port=p["rest"])
+        if pg_servers[name].get("check_tls"):  # https checks: against the cluster's own CA
+            pg_servers[name]["check_tls"] = dict(pg_servers[name]["check_tls"], ca_file=cluster.pki["ca"])
     for server in ctx["webserver_servers"] + ctx["flower_servers"]:
         server.update(address="127.0.0.1", port=free_port(), check_port=0)
     ctx.update(bind_address="127.0.0.1", frontends={name: free_port() for name in ctx["frontends"]},

@@ -65,8 +65,14 @@ class PatroniCluster:
 
     # ------------------------------------------------------------------ pki
     def issue_pki(self):
-        """A CA and per member a certificate, an etcd key (this user's) and a PostgreSQL key (postgres', 0600)."""
+        """A CA and per member a certificate, an etcd key (this user's) and a PostgreSQL key (postgres', 0600).
+        Each certificate carries the names tools/gen_tls.py gives that host of the compact topology (its
+        names and IP, loopback, and the main VIP's IP and names: clients reach PostgreSQL through it)."""
         import gen_tls
+
+        from tests.helpers.inventory import load_inventory
+
+        inventory = load_inventory("compact")
 
         pki_dir = os.path.join(self.workdir, "pki")
         os.makedirs(pki_dir, mode=0o755, exist_ok=True)
@@ -75,7 +81,8 @@ class PatroniCluster:
                     "cert": {}, "key": {}, "pg_key": {}}
         for name in MEMBERS:
             key = gen_tls.new_key()
-            cert = gen_tls.issue_host_cert(ca_key, ca_cert, key, name, [name, "localhost"], ["127.0.0.1"])
+            dns, ips = gen_tls.host_names(inventory, name)
+            cert = gen_tls.issue_host_cert(ca_key, ca_cert, key, name, dns, ips)
             self.pki["cert"][name] = self._write(pki_dir, f"{name}.crt", gen_tls.cert_pem(cert), 0o644)
             self.pki["key"][name] = self._write(pki_dir, f"{name}.key", gen_tls.key_pem(key), 0o600)
             pg_key = self._write(pki_dir, f"{name}.postgres.key", gen_tls.key_pem(key), 0o600)

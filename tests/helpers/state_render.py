@@ -2,8 +2,9 @@
 `context` is taken from the compiled SLS of a host (faked grains, as in
 tools/render.py), then the template file is rendered with Salt's Jinja
 renderer. Each host/OS compiles in a fresh process, since Salt caches grains
-per process. The `tls_` fixtures do the same with pillar tls:enabled and a
-throwaway CA and host certificates of the compact and full topologies."""
+per process. The plain fixtures render with pillar tls:enabled false; the
+`tls_` fixtures with tls:enabled (the default) and a throwaway CA and host
+certificates of the compact and full topologies."""
 
 import multiprocessing
 
@@ -66,8 +67,9 @@ def _make_salt_env(tmp, tls=False):
     secrets_dir = tmp / "secrets"
     secrets_dir.mkdir()
     text = yaml.safe_dump({"secrets": secrets})
-    if tls:
-        text = render_tool.with_tls(text, None, str(secrets_dir), str(tmp / "ca"))
+    # TLS is on by default: the plain environment turns it off explicitly
+    text = render_tool.with_tls(text, None, str(secrets_dir), str(tmp / "ca")) if tls else \
+        render_tool.without_tls(text)
     (secrets_dir / "airflow_ha_secrets.sls").write_text(text)
     render_tool.sync_modules(str(secrets_dir), str(tmp / "cache"))
     return str(secrets_dir), str(tmp / "cache")

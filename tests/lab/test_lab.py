@@ -1,8 +1,9 @@
 """The whole chain on the local rehearsal: `make lab` (tools/lab/up.sh) takes
 bare LXC containers from Vagrant to a working HA Airflow through the
-orchestrate SLS and its smoke DAG; a second run changes nothing; drills take
-out the active HAProxy, a RabbitMQ node, a scheduler and the Patroni leader's
-host. Prints every figure."""
+orchestrate SLS and its smoke DAG; a second run changes nothing; a new worker
+host joins through orch.add_worker; drills take out the active HAProxy, a
+RabbitMQ node, a scheduler, a worker mid-task and the Patroni leader's host.
+Prints every figure."""
 
 import json
 import os
@@ -96,6 +97,8 @@ def test_a_second_orchestrate_run_changes_nothing(lab):
 
 def test_drills_recover_with_no_lost_work(lab):
     results = drill.main(["all"])
+    assert results["add_worker"]["ran_on"] == results["add_worker"]["host"]
+    assert results["add_worker"]["smoke"] == "success"
     assert results["haproxy"]["recovered_s"] < 60
     assert results["leader"]["lost"] == 0
     assert results["leader"]["smoke"] == "success"

@@ -157,3 +157,183 @@ def test_patroni_module_and_states_work_under_tls(loaders, tls_cluster):
     assert mod.switchover(candidate=candidate, config=config) == candidate
     ret = loaders.states.patroni.cluster_healthy(name="after switchover", members=3, timeout=120, config=config)
     assert ret.result is True, ret.comment
+
+
+# ------------------------------------------- HAProxy in front of the TLS cluster
+
+
+def _start_lb(ctx, cluster, render, tmp):
+    from tests.haproxy.lb import LoadBalancer
+
+    cfg = tmp / "haproxy.cfg"
+    cfg.write_text(render("af1", "compact", "haproxy", "haproxy-config", haproxy=ctx))
+    check = subprocess.run(["haproxy", "-c", "-f", str(cfg)], capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stdout + check.stderr
+    return LoadBalancer(cfg, ctx, cluster, tmp / "haproxy.log"), cfg.read_text()
+
+
+@pytest.fixture(scope="module")
+def tls_lb_context(tls_cluster, tls_patroni_contexts, tls_state_file_context, tmp_path_factory):
+    """The haproxy state's context of compact af1 with pillar tls:enabled, moved onto the TLS cluster."""
+    from tests.haproxy.lb import lb_context
+
+    tls_cluster.superuser_password = tls_patroni_contexts[1]["patroni"]["superuser"]["password"]
+    state_ctx = tls_state_file_context("af1", "compact", "haproxy", "haproxy-config")["haproxy"]
+    return lb_context(state_ctx, tls_cluster, tmp_path_factory.mktemp("haproxy-tls"))
+
+
+@pytest.fixture(scope="module")
+def tls_lb(tls_lb_context, tls_cluster, tls_render_state_file, tmp_path_factory):
+    """A real HAProxy with the state's check-ssl config in front of the TLS cluster."""
+    from tests.haproxy.lb import wait_for
+
+    balancer, text = _start_lb(tls_lb_context, tls_cluster, tls_render_state_file,
+                               tmp_path_factory.mktemp("haproxy-tls-run"))
+    balancer.config_text = text
+    try:
+        wait_for(balancer.settled, 120, "one leader behind the read/write port and two replicas behind the "
+                 "read-only one (https checks)", interval=1)
+        yield balancer
+    finally:
+        balancer.stop()
+
+
+def psql_through(port, conninfo, password, sql="select ssl from pg_stat_ssl where pid = pg_backend_pid()"):
+    env = dict(os.environ, PGPASSWORD=password, PGCONNECT_TIMEOUT="5")
+    return subprocess.run(["psql", f"port={port} user=postgres dbname=postgres {conninfo}", "-XAtqc", sql],
+                          capture_output=True, text=True, timeout=30, env=env)
+
+
+def test_haproxy_checks_patroni_over_https_and_routes_to_the_leader(tls_lb, loaders, tls_cluster):
+    servers = [line.strip() for line in tls_lb.config_text.splitlines() if line.strip().startswith("server db")]
+    assert len(servers) == 6 and all(" check-ssl verify required ca-file " in s for s in servers)
+    leader = loaders.modules.patroni.leader(config=tls_cluster.configs["db1"])
+    assert tls_lb.up("postgres_rw") == [leader]
+    assert sorted(tls_lb.up("postgres_ro")) == sorted(m for m in MEMBERS if m != leader)
+
+
+def test_verify_full_through_haproxy_by_the_vips_name_and_ip(tls_lb, tls_cluster, loaders):
+    """What Airflow does: TLS passes through HAProxy and the member's certificate must name the VIP
+    (tools/gen_tls.py gives PostgreSQL members the main VIP's IP and names). The VIP is faked by
+    libpq's hostaddr: the connection goes to HAProxy on loopback, the name checked is `host`."""
+    ca, port, password = tls_cluster.pki["ca"], tls_lb.ports["postgres_rw"], tls_lb.password
+    leader = loaders.modules.patroni.leader(config=tls_cluster.configs["db1"])
+    for host in ("10.83.0.100", "airflow-vip", "airflow-vip.lab.internal"):
+        proc = psql_through(port, f"host={host} hostaddr=127.0.0.1 sslmode=verify-full sslrootcert={ca}", password,
+                            "select ssl, pg_is_in_recovery(), inet_server_port() from pg_stat_ssl "
+                            "where pid = pg_backend_pid()")
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == f"t|f|{tls_cluster.ports(MEMBERS.index(leader))['pg']}"
+    # a name the certificate does not carry is refused
+    proc = psql_through(port, f"host=af1.lab.internal hostaddr=127.0.0.1 sslmode=verify-full sslrootcert={ca}",
+                        password)
+    assert proc.returncode != 0 and "does not match host name" in proc.stderr
+
+
+def test_airflow_db_url_with_verify_full_connects_through_haproxy(tls_lb, tls_cluster, tls_lb_context):
+    """The URL the airflow_ha module builds for Airflow (the VIP's IP, sslmode and sslrootcert), handed to libpq."""
+    import _modules.airflow_ha as airflow_ha
+
+    url = airflow_ha.db_url("postgres", "unused", "10.83.0.100", tls_lb.ports["postgres_rw"], "postgres",
+                            sslmode="verify-full", sslrootcert=tls_cluster.pki["ca"])
+    libpq_url = url.replace("postgresql+psycopg2://postgres:unused@", "postgresql://postgres@") + \
+        "&hostaddr=127.0.0.1"
+    env = dict(os.environ, PGPASSWORD=tls_lb.password, PGCONNECT_TIMEOUT="5")
+    proc = subprocess.run(["psql", libpq_url, "-XAtqc", "select ssl from pg_stat_ssl where pid = pg_backend_pid()"],
+                          capture_output=True, text=True, timeout=30, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "t"
+
+
+def test_a_client_with_another_ca_is_refused_through_haproxy(tls_lb, tmp_path):
+    import gen_tls
+
+    other = tmp_path / "other-ca.crt"
+    other.write_bytes(gen_tls.cert_pem(gen_tls.create_ca("not the cluster CA")[1]))
+    proc = psql_through(tls_lb.ports["postgres_rw"], f"host=10.83.0.100 hostaddr=127.0.0.1 sslmode=verify-full "
+                        f"sslrootcert={other}", tls_lb.password)
+    assert proc.returncode != 0 and "certificate verify failed" in proc.stderr
+
+
+def test_haproxy_checking_against_another_ca_takes_every_member_out(tls_lb, tls_lb_context, tls_cluster,
+                                                                    tls_render_state_file, tmp_path):
+    """verify required: a Patroni REST API whose certificate is not of the configured CA fails the check."""
+    import copy
+
+    import gen_tls
+    from tests.haproxy.lb import free_port, wait_for
+
+    other = tmp_path / "other-ca.crt"
+    other.write_bytes(gen_tls.cert_pem(gen_tls.create_ca("not the cluster CA")[1]))
+    ctx = copy.deepcopy(tls_lb_context)
+    for server in ctx["postgres_servers"]:
+        server["check_tls"]["ca_file"] = str(other)
+    ctx.update(frontends={name: free_port() for name in ctx["frontends"]},
+               stats_socket=str(tmp_path / "admin.sock"))
+    ctx["check"].update(inter="1s", fall=2, rise=1)
+    balancer, _ = _start_lb(ctx, tls_cluster, tls_render_state_file, tmp_path)
+    try:
+        def all_down():
+            states = balancer.states()
+            return all(st == "DOWN" for (proxy, _), st in states.items() if proxy.startswith("postgres_"))
+        wait_for(all_down, 30, "every PostgreSQL member down behind HAProxy checking against another CA")
+        _, body = balancer.http("/;csv")
+        assert "L6RSP" in body or "L6" in body  # a layer-6 (TLS) failure of the checks
+        assert balancer.psql("postgres_rw", "select 1", timeout=20) is None
+    finally:
+        balancer.stop()
+
+
+# ------------------------------------------------------- Prometheus over https
+
+
+def test_prometheus_scrapes_tls_etcd_and_patroni_with_the_rendered_tls_config(tls_cluster, tls_render_state_file,
+                                                                               tmp_path):
+    """A real Prometheus with the etcd and patroni jobs of the state's config (TLS on), their
+    targets moved onto the cluster and their tls_config files onto its CA and db3's certificate."""
+    import json
+    import shutil
+
+    import yaml
+
+    config = yaml.safe_load(tls_render_state_file("db3", "compact", "monitoring.prometheus",
+                                                  "monitoring-prometheus-config"))
+    files = {"ca_file": tls_cluster.pki["ca"], "cert_file": tls_cluster.pki["cert"]["db3"],
+             "key_file": tls_cluster.pki["key"]["db3"]}
+    jobs = []
+    for job in config["scrape_configs"]:
+        if job["job_name"] not in ("etcd", "patroni"):
+            continue
+        port = "client" if job["job_name"] == "etcd" else "rest"
+        job["tls_config"] = {k: files[k] for k in job["tls_config"]}
+        job["static_configs"] = [{"targets": [f"127.0.0.1:{tls_cluster.ports(i)[port]}"], "labels": {"host": name}}
+                                 for i, name in enumerate(MEMBERS)]
+        jobs.append(job)
+    assert sorted((j["job_name"], j["scheme"], sorted(j["tls_config"])) for j in jobs) == [
+        ("etcd", "https", ["ca_file", "cert_file", "key_file"]), ("patroni", "https", ["ca_file"])]
+    config.update(scrape_configs=jobs, rule_files=[], alerting={"alertmanagers": []})
+    config["global"].update(scrape_interval="1s", evaluation_interval="1s")
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    addr = "127.0.0.1:59190"
+    proc = subprocess.Popen([shutil.which("prometheus") or "/usr/bin/prometheus",
+                             f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'data'}",
+                             f"--web.listen-address={addr}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline, targets = time.time() + 60, []
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://{addr}/api/v1/targets", timeout=5) as resp:
+                    targets = json.load(resp)["data"]["activeTargets"]
+            except OSError:
+                targets = []
+            if len(targets) == 6 and all(t["health"] == "up" for t in targets):
+                break
+            time.sleep(1)
+        assert len(targets) == 6 and all(t["health"] == "up" for t in targets), \
+            [(t["labels"]["job"], t["labels"]["instance"], t.get("lastError")) for t in targets]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()

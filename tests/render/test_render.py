@@ -94,3 +94,34 @@ def test_tls_enabled_without_the_hosts_certificate_fails_naming_the_key_and_the_
     assert "Invalid pillar, nothing was applied" in out
     assert "tls:cert is missing (tls:enabled is true): run `make secrets`" in out
     assert "tls:key is missing (tls:enabled is true)" in out
+
+
+def test_a_secrets_file_without_tls_fails_naming_the_keys_since_tls_is_on_by_default(tmp_path):
+    import gen_secrets
+
+    tree = {}
+    gen_secrets.fill(tree)
+    secrets = tmp_path / "secrets.sls"
+    secrets.write_text(yaml.safe_dump({"secrets": tree}))
+    rc, out = render("--topology", "compact", "--host", "af1", "--os", "debian12", "--secrets", str(secrets))
+    assert rc == 1
+    for key in ("ca_cert", "cert", "key"):
+        assert f"tls:{key} is missing (tls:enabled is true by default): run `make secrets`" in out
+
+
+def test_what_gen_secrets_writes_renders_as_it_is(tmp_path):
+    """make secrets' output (shared file with the CA, tls/<host>.sls beside it) is all a host needs."""
+    import gen_secrets
+
+    out_file = tmp_path / "secrets" / "airflow_ha_secrets.sls"
+    assert gen_secrets.main(["--out", str(out_file), "--topology", "compact"]) == 0
+    rc, out = render("--topology", "compact", "--host", "af1", "--host", "db3", "--os", "rocky9",
+                     "--secrets", str(out_file))
+    assert rc == 0, out
+    assert out.strip().splitlines()[-1] == "rendered 2 hosts x 1 os families, 0 errors"
+
+
+def test_tls_can_be_turned_off():
+    rc, out = render("--topology", "compact", "--host", "af1", "--os", "debian12", "--no-tls")
+    assert rc == 0, out
+    assert out.strip().splitlines()[-1] == "rendered 1 hosts x 1 os families, 0 errors"

@@ -31,6 +31,20 @@ def test_result_backend_scheme():
     assert airflow_ha.db_url("a", "b", "h", "5000", "d", "db+postgresql").startswith("db+postgresql://a:b@h:5000/d")
 
 
+def test_db_url_with_tls_verifies_the_server_against_the_ca():
+    url = airflow_ha.db_url("airflow", "p@ss", "10.0.0.100", 5000, "airflow", sslmode="verify-full",
+                            sslrootcert="/etc/airflow-ha/pki/ca.crt")
+    assert url == ("postgresql+psycopg2://airflow:p%40ss@10.0.0.100:5000/airflow"
+                   "?sslmode=verify-full&sslrootcert=/etc/airflow-ha/pki/ca.crt")
+    # SQLAlchemy hands the query to libpq as connect arguments, unquoted
+    backend = airflow_ha.db_url("a", "b", "h", 5000, "d", "db+postgresql", "verify-full", "/ca dir/ca&.crt")
+    assert backend.startswith("db+postgresql://a:b@h:5000/d?")
+    assert dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(backend).query)) == {
+        "sslmode": "verify-full", "sslrootcert": "/ca dir/ca&.crt"}
+    with pytest.raises(CommandExecutionError, match="sslrootcert"):
+        airflow_ha.db_url("a", "b", "h", 5000, "d", sslmode="verify-full")
+
+
 def test_broker_url_lists_all_hosts():
     url = airflow_ha.broker_url("airflow", "x", ["10.0.0.1", "10.0.0.2", "10.0.0.3"], 5672, "airflow")
     assert url.split(";") == ["amqp://airflow:x@10.0.0.%d:5672/airflow" % i for i in (1, 2, 3)]

@@ -53,8 +53,11 @@ def test_host_certificate_names_the_host_and_its_vips_and_is_signed_by_the_ca(is
     db1, _ = host_cert(out, "db1")
     db1.verify_directly_issued_by(ca)
     san = db1.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert set(san.get_values_for_type(x509.DNSName)) == {"db1", "db1.lab.internal", "localhost"}
+    # a PostgreSQL member is reached through HAProxy on the main VIP (TLS passed through): it names the VIP too
+    assert set(san.get_values_for_type(x509.DNSName)) == {"db1", "db1.lab.internal", "localhost",
+                                                         "airflow-vip", "airflow-vip.lab.internal"}
     assert set(san.get_values_for_type(x509.IPAddress)) == {ipaddress.ip_address("10.83.0.11"),
+                                                           ipaddress.ip_address("10.83.0.100"),
                                                            ipaddress.ip_address("127.0.0.1")}
     eku = db1.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert {e._name for e in eku} == {"serverAuth", "clientAuth"}
@@ -66,7 +69,14 @@ def test_host_certificate_names_the_host_and_its_vips_and_is_signed_by_the_ca(is
     dns, ips = gen_tls.cert_names(af1)
     assert {"airflow-vip", "airflow-vip.lab.internal", "af1.lab.internal"} <= set(dns)
     assert "10.83.0.100" in ips and "10.83.0.21" in ips
-    assert "10.83.0.100" not in gen_tls.cert_names(db1)[1]
+    # no other VIP: the NFS VIP names only its own role's hosts
+    full = load_inventory("full")
+    sql1_dns, sql1_ips = gen_tls.host_names(full, "sql1")
+    assert "192.168.83.210" in sql1_ips and "airflow-vip.airflow.internal" in sql1_dns
+    assert "192.168.83.220" not in sql1_ips and "nfs-vip" not in sql1_dns
+    # hosts of neither the VIP's role nor a role behind it do not answer for it
+    assert "192.168.83.210" not in gen_tls.host_names(full, "mq1")[1]
+    assert "192.168.83.210" not in gen_tls.host_names(full, "worker1")[1]
     assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is True
 
 
@@ -113,6 +123,20 @@ def test_gen_secrets_puts_the_ca_in_the_shared_file_and_host_files_beside_it(tmp
     assert open(out).read() == before
 
 
+def test_a_host_added_to_an_inventory_file_gets_its_certificate_and_the_others_keep_theirs(tmp_path):
+    out = tmp_path / "secrets" / "airflow_ha_secrets.sls"
+    gen_secrets.main(["--out", str(out), "--topology", "compact"])
+    db1 = (tmp_path / "secrets" / "tls" / "db1.sls").read_text()
+    lab = yaml.safe_load(open(gen_tls.os.path.join(gen_tls.ROOT, "pillar", "inventory", "compact.yaml")))
+    lab["hosts"]["worker1"] = {"ip": "10.83.0.23", "roles": ["worker"]}
+    (tmp_path / "lab.yaml").write_text(yaml.safe_dump(lab))
+    gen_secrets.main(["--out", str(out), "--topology", "compact", "--inventory", str(tmp_path / "lab.yaml")])
+    cert, _ = host_cert(out.parent, "worker1")
+    assert "10.83.0.23" in [str(ip) for ip in cert.extensions.get_extension_for_class(
+        x509.SubjectAlternativeName).value.get_values_for_type(x509.IPAddress)]
+    assert (tmp_path / "secrets" / "tls" / "db1.sls").read_text() == db1
+
+
 # ------------------------------------------------- render-time check of pillar tls
 
 
@@ -124,7 +148,20 @@ def tls_errors(tls, host_material=True):
 
 
 def test_tls_off_needs_no_material():
-    assert tls_errors(None) == [] and tls_errors({"enabled": False}) == []
+    assert tls_errors({"enabled": False}) == [] and tls_errors({"enabled": "false"}) == []
+
+
+def test_tls_is_on_by_default_and_a_pillar_without_tls_names_every_missing_key():
+    import yaml as _yaml
+
+    from tests.helpers.inventory import REPO
+
+    defaults = _yaml.safe_load(open(REPO / "salt" / "pki" / "defaults.yaml"))
+    assert defaults["enabled"] is True and ha_inventory.TLS_ENABLED_DEFAULT is True  # the two defaults agree
+    errors = tls_errors({})  # what validate passes when the pillar has no `tls` at all
+    assert [e.split(" ")[0] for e in errors] == ["tls:ca_cert", "tls:cert", "tls:key"]
+    assert all("true by default" in e and "make secrets" in e for e in errors)
+    assert tls_errors({"ca_cert": "-----BEGIN CERTIFICATE-----\n"}, host_material=False) == []
 
 
 def test_tls_on_without_the_host_key_names_the_key_and_the_fix():

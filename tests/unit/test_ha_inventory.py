@@ -18,8 +18,16 @@ def secrets():
 
 @pytest.fixture
 def configure_loader_modules(secrets):
-    return {ha_inventory: {"__pillar__": {"inventory": load_inventory("full"), "secrets": secrets, "ports": load_ports()},
+    # TLS (on by default, tests/unit/test_gen_tls.py) off: these tests are about the inventory and secrets
+    return {ha_inventory: {"__pillar__": {"inventory": load_inventory("full"), "secrets": secrets, "ports": load_ports(),
+                                          "tls": {"enabled": False}},
                            "__grains__": {"id": "sql1"}, "__opts__": {}}}
+
+
+def test_validate_without_any_tls_pillar_names_the_missing_tls_keys():
+    del ha_inventory.__pillar__["tls"]
+    with pytest.raises(CommandExecutionError, match=r"tls:ca_cert is missing \(tls:enabled is true by default\)"):
+        ha_inventory.validate()
 
 
 def errors_of(inventory, secrets, ports=None):

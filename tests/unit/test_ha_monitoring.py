@@ -36,3 +36,14 @@ def test_disabled_jobs_and_roles_without_hosts_are_left_out():
 
 def test_alertmanager_targets_are_the_monitoring_hosts():
     assert ha_monitoring.alertmanager_targets() == ["192.168.83.160:9093"]
+
+
+def test_with_tls_etcd_and_patroni_are_scraped_over_https_with_what_each_needs():
+    tls = {"ca_file": "/pki/ca.crt", "cert_file": "/pki/host.crt", "key_file": "/pki/prometheus.key"}
+    jobs = {j["job_name"]: j for j in ha_monitoring.scrape_jobs(tls=tls)}
+    assert jobs["etcd"]["scheme"] == "https" and jobs["etcd"]["tls_config"] == tls  # client certificate required
+    assert jobs["patroni"]["scheme"] == "https" and jobs["patroni"]["tls_config"] == {"ca_file": "/pki/ca.crt"}
+    assert all("scheme" not in j for name, j in jobs.items() if name not in ("etcd", "patroni"))
+    # targets stay IPs: the host certificates carry them
+    assert jobs["etcd"]["targets"][0] == {"address": "192.168.83.148:2379", "host": "sql1"}
+    assert all("scheme" not in j and "tls_config" not in j for j in ha_monitoring.scrape_jobs())

@@ -11,15 +11,19 @@
                                                   # flows the port map does not allow are refused
     .venv/bin/python tools/lab/drill.py monitoring # every Prometheus target up; a RabbitMQ node stopped
                                                    # fires RabbitMQNodeDown in Prometheus and Alertmanager
-    .venv/bin/python tools/lab/drill.py all
+    .venv/bin/python tools/lab/drill.py add_worker # day 2: a new host in the lab's inventory, vagrant up,
+                                                   # key accepted, orch.add_worker; it runs the smoke task
+    .venv/bin/python tools/lab/drill.py all       # add_worker first, so every other drill covers the new host
 
 Commands run in the containers with lxc-attach (not Salt: the master may be
 the host that dies). The UI/API is reached from this machine through the VIP.
 """
 
 import argparse
+import ipaddress
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -30,14 +34,14 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
+sys.path.insert(0, str(REPO / "tools" / "lab"))
+import inventory as lab_inventory  # noqa: E402
 from inventory import lab_tls  # noqa: E402  (tools/lab/inventory.py)
 
 
 def inventory():
-    topology = os.environ.get("AIRFLOW_HA_TOPOLOGY", "compact")
-    return yaml.safe_load((REPO / "pillar" / "inventory" / f"{topology}.yaml").read_text())
+    """The lab's inventory (tools/lab/inventory.py)."""
+    return lab_inventory.load(os.environ.get("AIRFLOW_HA_TOPOLOGY", "compact"))
 
 
 def container(host):
@@ -184,6 +188,69 @@ def drill_worker(inv, seconds=45):
           f"task; retried as try {ti['try_number']} on {ti['hostname']}, DAG run {final['state']} {recovered:.0f} s "
           f"after the kill (heartbeat timeout + retry delay + the whole task again); tasks lost 0", flush=True)
     return {"recovered_s": recovered, "killed_on": host, "retried_on": ti["hostname"], "try": ti["try_number"]}
+
+
+def next_host(inv, prefix="worker"):
+    """A free name and the first free address after the inventory's hosts (VIPs skipped)."""
+    used = {h["ip"] for h in inv["hosts"].values()} | {v["ip"] for v in inv.get("vips", {}).values()}
+    last = max(ipaddress.ip_address(h["ip"]) for h in inv["hosts"].values())
+    ip = next(str(a) for a in ipaddress.ip_network(inv["network"]).hosts() if a > last and str(a) not in used)
+    name = next(f"{prefix}{n}" for n in range(1, 100) if f"{prefix}{n}" not in inv["hosts"])
+    return name, ip
+
+
+def vagrant_up(name):
+    """`vagrant up` of one machine, with the environment tools/lab/up.sh gives Vagrant."""
+    env = dict(os.environ, AIRFLOW_HA_LAB_VENV=str(REPO / ".venv"), AIRFLOW_HA_LAB_PYTHON=sys.base_prefix,
+               AIRFLOW_HA_LAB_WHEELS="/var/cache/airflow-ha/wheels")
+    key = REPO / ".lab" / "pki" / name
+    if not key.with_suffix(".pem").exists():
+        subprocess.run(["openssl", "genrsa", "-out", f"{key}.pem", "2048"], check=True, capture_output=True)
+        subprocess.run(["openssl", "rsa", "-in", f"{key}.pem", "-pubout", "-out", f"{key}.pub"], check=True,
+                       capture_output=True)
+    proc = subprocess.run(["vagrant", "up", name, "--provider=lxc"], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=900)
+    if proc.returncode:
+        raise RuntimeError(f"vagrant up {name}: {(proc.stdout + proc.stderr)[-2000:]}")
+
+
+def drill_add_worker(inv):
+    """Day 2 as an operator does it: the lab's inventory gains a worker host, Vagrant brings the machine
+    up with its key pre-seeded on the master, orch.add_worker joins it; with the other workers stopped, the
+    smoke DAG's task must run on the new host."""
+    name, ip = next_host(inv)
+    master = next(iter(inv["hosts"]))
+    inv["hosts"][name] = {"ip": ip, "roles": ["worker"]}
+    lab_inventory.save(inv)
+    # its TLS certificate (the other hosts' material is kept)
+    subprocess.run([sys.executable, str(REPO / "tools" / "gen_secrets.py"), "--inventory",
+                    str(lab_inventory.LAB_INVENTORY)], cwd=REPO, check=True, capture_output=True)
+    started = time.monotonic()
+    vagrant_up(name)
+    up = time.monotonic() - started
+    # its key pre-seeded on the master, as make lab did for the first hosts
+    run(master, f"install -m 0644 /srv/airflow-ha/.lab/pki/{name}.pub /etc/salt/pki/master/minions/{name}")
+    joined = time.monotonic()
+    proc = run(master, "salt-run state.orchestrate orch.add_worker pillar='" + json.dumps({"host": name}) + "'",
+               check=False, timeout=1800)
+    orchestrate = time.monotonic() - joined
+    if proc.returncode or not re.search(r"Failed:\s+0\n", proc.stdout):
+        raise RuntimeError(f"orch.add_worker {name}: exit {proc.returncode}\n{proc.stdout[-4000:]}")
+    others = [h for h in roles(inv, "worker") if h != name]
+    for host in others:
+        run(host, "systemctl stop airflow-worker", timeout=180)
+    try:
+        result = smoke(inv)
+    finally:
+        for host in others:
+            run(host, "systemctl start airflow-worker")
+    ran_on = list(result["tasks"].values())[0]["hostname"].split(".")[0]
+    print(f"FIGURE drill add_worker: {name} ({ip}) added to the lab's inventory; vagrant up {up:.0f} s, "
+          f"orch.add_worker {orchestrate:.0f} s; with the other workers "
+          f"stopped the smoke DAG {result['state']} in {result['seconds']} s, its task on {ran_on}", flush=True)
+    assert ran_on == name, f"the smoke task ran on {ran_on}, not on the new worker {name}"
+    return {"host": name, "vagrant_up_s": up, "orchestrate_s": orchestrate, "smoke": result["state"],
+            "ran_on": ran_on}
 
 
 def drill_leader(inv):
@@ -368,10 +435,14 @@ def drill_security(inv):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("drill", choices=["haproxy", "leader", "rabbitmq", "scheduler", "worker", "monitoring", "security", "all"])
+    parser.add_argument("drill", choices=["add_worker", "haproxy", "leader", "rabbitmq", "scheduler", "worker",
+                                          "monitoring", "security", "all"])
     args = parser.parse_args(argv)
     inv = inventory()
     results = {}
+    if args.drill in ("add_worker", "all"):
+        results["add_worker"] = drill_add_worker(inv)
+        inv = inventory()
     if args.drill in ("haproxy", "all"):
         results["haproxy"] = drill_haproxy(inv)
     if args.drill in ("rabbitmq", "all"):

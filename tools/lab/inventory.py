@@ -1,16 +1,45 @@
 """What tools/lab/up.sh needs from the inventory (the one source of truth).
 
-    inventory.py TOPOLOGY gateway|hosts|master|pillar|urls
+    inventory.py TOPOLOGY init|gateway|hosts|master|pillar|urls
+
+The lab runs on its own inventory, `.lab/pillar/inventory/lab.yaml`: `init`
+copies pillar/inventory/TOPOLOGY.yaml there when the lab has none. The
+master's pillar (topology `lab`, found in the .lab/pillar root), the
+Vagrantfile and the drills all read that copy, so day-2 work (the add_worker
+drill adds a host) changes the lab's inventory as an operator would change
+theirs, never the repository's topology files.
 """
 
 import ipaddress
+import os
 import sys
 from pathlib import Path
 
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-LXC_NAT_NETWORK = "10.0.3.0/24"  # lxc-net's bridge: vagrant ssh and package mirrors
+# the provider's management network (vagrant ssh, package mirrors): the firewall admits it
+MANAGEMENT_NETWORKS = {"lxc": "10.0.3.0/24", "virtualbox": "10.0.2.0/24", "libvirt": "192.168.121.0/24"}
+LAB_TOPOLOGY = "lab"
+LAB_INVENTORY = REPO / ".lab" / "pillar" / "inventory" / f"{LAB_TOPOLOGY}.yaml"
+
+
+def topology_file(topology):
+    return REPO / "pillar" / "inventory" / f"{topology}.yaml"
+
+
+def load(topology):
+    """The lab's inventory once `init` made it, else the topology's."""
+    path = LAB_INVENTORY if LAB_INVENTORY.exists() else topology_file(topology)
+    return yaml.safe_load(path.read_text())
+
+
+def save(inv):
+    """Replace the lab's inventory (atomically: the master may read it at any moment)."""
+    tmp = LAB_INVENTORY.with_suffix(".tmp")
+    tmp.write_text("# The lab's inventory (tools/lab/inventory.py); make lab-destroy removes it.\n"
+                   + yaml.safe_dump(inv, sort_keys=False))
+    tmp.replace(LAB_INVENTORY)
 
 
 def lab_tls():
@@ -25,7 +54,13 @@ def lab_tls():
 
 
 def main(topology, what):
-    inv = yaml.safe_load((REPO / "pillar" / "inventory" / f"{topology}.yaml").read_text())
+    if what == "init":
+        if not LAB_INVENTORY.exists():
+            LAB_INVENTORY.parent.mkdir(parents=True, exist_ok=True)
+            LAB_INVENTORY.write_text(topology_file(topology).read_text())
+        print(LAB_TOPOLOGY)
+        return
+    inv = load(topology)
     network = ipaddress.ip_network(inv["network"])
     hosts = inv["hosts"]
     if what == "gateway":  # the lab host's address on the lab bridge
@@ -35,10 +70,11 @@ def main(topology, what):
     elif what == "master":
         print(next(iter(hosts)))
     elif what == "pillar":
-        print(yaml.safe_dump({
-            "airflow": {"pip_args": "--no-index --find-links /srv/wheels"},
-            "base": {"firewall": {"admin_networks": [str(network), LXC_NAT_NETWORK]}},
-        }, sort_keys=False), end="")
+        provider = os.environ.get("AIRFLOW_HA_LAB_PROVIDER", "lxc")
+        pillar = {"base": {"firewall": {"admin_networks": [str(network), MANAGEMENT_NETWORKS[provider]]}}}
+        if provider == "lxc":  # the containers install Airflow from the lab's wheelhouse, bind-mounted
+            pillar["airflow"] = {"pip_args": "--no-index --find-links /srv/wheels"}
+        print(yaml.safe_dump(pillar, sort_keys=False), end="")
     elif what == "urls":
         vip = inv["vips"]["main"]["ip"]
         tls, ca_file = lab_tls()

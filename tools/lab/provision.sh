@@ -26,6 +26,20 @@ cli() {  # the venv's scripts name the host's venv path in their #!: run them th
     chmod 0755 "/usr/local/bin/$tool"
   done
 }
+if [ ! -x "$venv/bin/python" ]; then
+  # a VM of the libvirt/VirtualBox providers (no venv bind-mounted from the
+  # host): Salt from PyPI at the version the repo pins, in a venv of its own
+  pin=$(grep -i '^salt==' "$repo/requirements/test.txt")
+  if command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    python=python3
+  else
+    dnf install -y -q python3.11 python3.11-pip >/dev/null  # Salt 3008 needs a newer Python than Rocky 9's 3.9
+    python=python3.11
+  fi
+  "$python" -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "$pin"
+fi
 mkdir -p /etc/salt/minion.d /etc/salt/pki/minion
 # keepalive and master pings: a minion whose connection died silently (e.g.
 # under a firewall change) notices within seconds and reconnects

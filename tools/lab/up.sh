@@ -3,14 +3,24 @@
 # LXC containers: packages, box, bridge, Salt keys, `vagrant up`, the
 # orchestrated bring-up from the master, then the smoke DAG's result and the
 # URLs. Prints the bring-up figures. AIRFLOW_HA_TOPOLOGY=compact|full.
+# AIRFLOW_HA_LAB_PROVIDER=libvirt|virtualbox (a Vagrant box in AIRFLOW_HA_BOX,
+# default generic/rocky9) on machines that run VMs: the LXC set-up is skipped
+# and the VMs install Salt and Airflow from PyPI (not runnable on ours).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 topology=${AIRFLOW_HA_TOPOLOGY:-compact}
-export AIRFLOW_HA_TOPOLOGY=$topology
+provider=${AIRFLOW_HA_LAB_PROVIDER:-lxc}
+export AIRFLOW_HA_TOPOLOGY=$topology AIRFLOW_HA_LAB_PROVIDER=$provider
 t0=$(date +%s)
 
+case $provider in
+  lxc) packages=(lxc lxc-templates vagrant vagrant-lxc dnsmasq-base) ;;
+  libvirt) packages=(vagrant vagrant-libvirt libvirt-daemon-system qemu-system-x86) ;;
+  virtualbox) packages=(vagrant) ;;  # VirtualBox itself comes from Oracle's repository, not Debian's
+  *) echo "AIRFLOW_HA_LAB_PROVIDER: lxc, libvirt or virtualbox, not $provider" >&2; exit 2 ;;
+esac
 need=()
-for p in lxc lxc-templates vagrant vagrant-lxc dnsmasq-base; do
+for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -20,6 +30,7 @@ fi
 tools/install-deps.sh
 [ -f .secrets/airflow_ha_secrets.sls ] || .venv/bin/python tools/gen_secrets.py
 
+if [ "$provider" = lxc ]; then
 # networks: LXC's NAT bridge (eth0, package mirrors, vagrant ssh) and the
 # inventory's network on a bridge of our own (eth1, fixed IPs, VIPs)
 # (no systemd on such hosts: started by hand, and restarted when a previous
@@ -45,8 +56,14 @@ if ! cmp -s requirements/airflow-3.txt "$wheels/.requirements"; then
     -r requirements/airflow-3.txt -w "$wheels" 2>&1 | grep -v '^WARNING: Location' || true
   cp requirements/airflow-3.txt "$wheels/.requirements"
 fi
+export AIRFLOW_HA_LAB_VENV=$PWD/.venv
+export AIRFLOW_HA_LAB_PYTHON=$(.venv/bin/python -c 'import sys; print(sys.base_prefix)')
+export AIRFLOW_HA_LAB_WHEELS=$wheels
+fi
 mkdir -p .lab/pillar .lab/pki
 chmod 0700 .lab
+# the lab's own copy of the inventory (kept when the lab exists already)
+.venv/bin/python tools/lab/inventory.py "$topology" init >/dev/null
 .venv/bin/python tools/lab/inventory.py "$topology" pillar > .lab/pillar/lab.sls
 for name in master $(.venv/bin/python tools/lab/inventory.py "$topology" hosts); do
   if [ ! -f ".lab/pki/$name.pem" ]; then  # salt-key --gen-keys of salt 3008.3 crashes after writing
@@ -55,11 +72,8 @@ for name in master $(.venv/bin/python tools/lab/inventory.py "$topology" hosts);
   fi
 done
 
-export AIRFLOW_HA_LAB_VENV=$PWD/.venv
-export AIRFLOW_HA_LAB_PYTHON=$(.venv/bin/python -c 'import sys; print(sys.base_prefix)')
-export AIRFLOW_HA_LAB_WHEELS=$wheels
 t1=$(date +%s)
-vagrant up --provider=lxc
+vagrant up --provider="$provider"
 t2=$(date +%s)
 master=$(.venv/bin/python tools/lab/inventory.py "$topology" master)
 vagrant ssh "$master" -c "sudo salt-run manage.up timeout=60 >/dev/null; sudo salt '*' test.ping --timeout=60" 
