@@ -114,7 +114,7 @@ postgres-patroni-running:
     - watch:
       - file: postgres-patroni-config
 {%- if postgres.patroni.tls.enabled %}
-      # a renewed certificate: PostgreSQL and the REST API re-read it on reload
+      # a renewed certificate: the REST API re-reads it on reload
       - file: postgres-tls-key
       - file: pki-host-cert
 {%- endif %}
@@ -122,6 +122,23 @@ postgres-patroni-running:
       - service: postgres-packaged-cluster-stopped
 {%- if 'etcd' in this_host.roles %}
       - http: etcd-healthy
+{%- endif %}
+
+{%- if postgres.patroni.tls.enabled %}
+
+# Patroni's reload re-reads its REST API certificate, but reloads PostgreSQL
+# only for changed parameters: a renewed certificate (or new names in it)
+# needs PostgreSQL's own reload, which keeps every session
+postgres-reloaded-for-a-new-certificate:
+  cmd.run:
+    - name: {{ (postgres.bin_dir ~ '/pg_ctl reload -D ' ~ postgres.data_dir) | json }}
+    - runas: {{ postgres.user | json }}
+    - onlyif: {{ (postgres.bin_dir ~ '/pg_ctl status -D ' ~ postgres.data_dir) | json }}
+    - onchanges:
+      - file: postgres-tls-key
+      - file: pki-host-cert
+    - require:
+      - service: postgres-patroni-running
 {%- endif %}
 
 postgres-cluster-healthy:

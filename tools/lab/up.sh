@@ -28,7 +28,11 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 tools/install-deps.sh
-[ -f .secrets/airflow_ha_secrets.sls ] || .venv/bin/python tools/gen_secrets.py
+# every run: adds what a newer tree needs and re-issues a certificate whose
+# names changed (both idempotent), the hosts of the lab's inventory included
+secrets_args=()
+[ -f .lab/pillar/inventory/lab.yaml ] && secrets_args=(--inventory .lab/pillar/inventory/lab.yaml)
+.venv/bin/python tools/gen_secrets.py "${secrets_args[@]}"
 
 if [ "$provider" = lxc ]; then
 # networks: LXC's NAT bridge (eth0, package mirrors, vagrant ssh) and the
