@@ -124,11 +124,20 @@ postgres-patroni-running:
       - http: etcd-healthy
 {%- endif %}
 
+postgres-cluster-healthy:
+  patroni.cluster_healthy:
+    - members: {{ salt['ha_inventory.hosts']('postgres') | length }}
+    - timeout: {{ postgres.cluster_wait_timeout }}
+    - config: {{ postgres.config }}
+    - require:
+      - service: postgres-patroni-running
+
 {%- if postgres.patroni.tls.enabled %}
 
 # Patroni's reload re-reads its REST API certificate, but reloads PostgreSQL
 # only for changed parameters: a renewed certificate (or new names in it)
-# needs PostgreSQL's own reload, which keeps every session
+# needs PostgreSQL's own reload, which keeps every session. After the cluster
+# is healthy: while Patroni (re)starts a replica there is no postmaster to signal.
 postgres-reloaded-for-a-new-certificate:
   cmd.run:
     - name: {{ (postgres.bin_dir ~ '/pg_ctl reload -D ' ~ postgres.data_dir) | json }}
@@ -138,16 +147,8 @@ postgres-reloaded-for-a-new-certificate:
       - file: postgres-tls-key
       - file: pki-host-cert
     - require:
-      - service: postgres-patroni-running
+      - patroni: postgres-cluster-healthy
 {%- endif %}
-
-postgres-cluster-healthy:
-  patroni.cluster_healthy:
-    - members: {{ salt['ha_inventory.hosts']('postgres') | length }}
-    - timeout: {{ postgres.cluster_wait_timeout }}
-    - config: {{ postgres.config }}
-    - require:
-      - service: postgres-patroni-running
 
 postgres-dcs-config:
   patroni.config_applied:
