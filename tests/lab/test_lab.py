@@ -107,3 +107,4 @@ def test_drills_recover_with_no_lost_work(lab):
     assert results["worker"]["try"] >= 2
     assert results["monitoring"]["targets_up"] >= len(drill.inventory()["hosts"])
     assert results["security"]["refused"] > 0 and results["security"]["allowed"] > 0
+    assert results["security"]["tls_refused"] == len(drill.TLS_REFUSALS)  # TLS is on by default

@@ -393,6 +393,34 @@ def can_connect(source, ip, port):
     return run(source, CONNECT.format(ip, port), check=False, timeout=30).returncode == 0
 
 
+# Protocol-level refusals with TLS on, run from a host the firewall admits (the
+# second etcd/PostgreSQL member) against the first: each command must fail
+TLS_REFUSALS = [
+    ("etcd without a client certificate", "curl -sS --max-time 5 --cacert {pki}/ca.crt https://{ip}:2379/health"),
+    ("etcd over plain http", "curl -sS --max-time 5 http://{ip}:2379/health"),
+    ("Patroni's REST API over plain http", "curl -sS --max-time 5 http://{ip}:8008/health"),
+    ("PostgreSQL without TLS (sslmode=disable)",
+     "psql 'host={ip} port=5432 sslmode=disable user=airflow dbname=airflow connect_timeout=3' -c 'select 1' "
+     "</dev/null 2>&1 | grep -q 'no encryption' && exit 1 || exit 0"),
+]
+TLS_CONTROL = ("etcd with the member's client certificate",
+               "curl -sS --max-time 5 --cacert {pki}/ca.crt --cert {pki}/host.crt --key {pki}/etcd.key "
+               "https://{ip}:2379/health | grep -q '\"health\":\"true\"'")
+
+
+def tls_refusals(inv):
+    """(refused, wrong): the TLS_REFUSALS that failed as they must, and what did not."""
+    target, source = roles(inv, "postgres")[:2]
+    pki = yaml.safe_load((REPO / "salt" / "pki" / "defaults.yaml").read_text())["dir"]
+    args = {"ip": inv["hosts"][target]["ip"], "pki": pki}
+    wrong = [f"{what} ({source} -> {target}) accepted" for what, cmd in TLS_REFUSALS
+             if run(source, cmd.format(**args), check=False).returncode == 0]
+    what, cmd = TLS_CONTROL
+    if run(source, cmd.format(**args), check=False).returncode:
+        wrong.append(f"{what} ({source} -> {target}) refused")
+    return len(TLS_REFUSALS) - len([w for w in wrong if w.endswith("accepted")]), wrong
+
+
 def drill_security(inv):
     """ss -lnt on every host against the port map; disallowed flows refused, allowed ones open."""
     unexpected = {}
@@ -427,10 +455,13 @@ def drill_security(inv):
              if can_connect(src, ip.get(dst, dst), port)]
     wrong += [f"{what} ({src or 'this machine'} -> {dst}:{port}) refused" for src, dst, port, what in allowed
               if not can_connect(src, ip.get(dst, dst), port)]
+    tls_refused, tls_wrong = tls_refusals(inv) if tls else (0, [])
+    wrong += tls_wrong
     assert not wrong, "; ".join(wrong)
     print(f"FIGURE drill security: {len(inv['hosts'])} hosts listen only on port-map ports; {len(refused)} "
-          f"disallowed flows refused, {len(allowed)} allowed flows open", flush=True)
-    return {"hosts": len(inv["hosts"]), "refused": len(refused), "allowed": len(allowed)}
+          f"disallowed flows refused, {len(allowed)} allowed flows open; {tls_refused} connections without "
+          f"TLS or without a client certificate refused", flush=True)
+    return {"hosts": len(inv["hosts"]), "refused": len(refused), "allowed": len(allowed), "tls_refused": tls_refused}
 
 
 def main(argv=None):
