@@ -175,11 +175,21 @@ def _start_lb(ctx, cluster, render, tmp):
 @pytest.fixture(scope="module")
 def tls_lb_context(tls_cluster, tls_patroni_contexts, tls_state_file_context, tmp_path_factory):
     """The haproxy state's context of compact af1 with pillar tls:enabled, moved onto the TLS cluster."""
+    import gen_tls
     from tests.haproxy.lb import lb_context
 
     tls_cluster.superuser_password = tls_patroni_contexts[1]["patroni"]["superuser"]["password"]
     state_ctx = tls_state_file_context("af1", "compact", "haproxy", "haproxy-config")["haproxy"]
-    return lb_context(state_ctx, tls_cluster, tmp_path_factory.mktemp("haproxy-tls"))
+    tmp = tmp_path_factory.mktemp("haproxy-tls")
+    ctx = lb_context(state_ctx, tls_cluster, tmp)
+    # the https frontends (UI, Flower) need their certificate and key: a throwaway pair, not under test here
+    ca_key, ca_cert = gen_tls.create_ca("web frontends")
+    key = gen_tls.new_key()
+    pem = tmp / "haproxy.pem"
+    pem.write_bytes(gen_tls.cert_pem(gen_tls.issue_host_cert(ca_key, ca_cert, key, "af1", ["af1"], ["127.0.0.1"]))
+                    + gen_tls.key_pem(key))
+    ctx["tls"] = dict(ctx["tls"], pem=str(pem))
+    return ctx
 
 
 @pytest.fixture(scope="module")
