@@ -38,7 +38,9 @@ def _settings(tmp_path, major):
     settings.update(home=str(tmp_path), dags_folder=str(tmp_path / "dags"), api_port=48080,
                     log_server_port=48793, flower_port=48555, scheduler_health_port=48974,
                     api_url="http://127.0.0.1:48080", major=major, version=_version(major),
-                    requirements=f"airflow-{major}.txt")
+                    requirements=f"airflow-{major}.txt",
+                    # tls:enabled is the default: the broker over amqps, the API's CA (salt/airflow/map.jinja)
+                    tls={"enabled": True, "ca_file": str(tmp_path / "ca.crt")})
     airflow_ha.check_settings(settings)
     return settings
 
@@ -75,3 +77,5 @@ def test_real_airflow_reads_rendered_config(tmp_path, major):
     assert _get(major, env, "metrics", "statsd_on") == "True"
     assert _get(major, env, "database", "sql_alchemy_conn") == conn
     assert _get(major, env, "celery", "broker_url") == broker
+    assert _get(major, env, "celery", "ssl_active") == "True"
+    assert _get(major, env, "celery", "ssl_cacert") == str(tmp_path / "ca.crt")
