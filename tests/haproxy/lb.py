@@ -128,6 +128,16 @@ class LoadBalancer:
         return Session(self.ports[frontend], self.password)
 
 
+def start_lb(ctx, cluster, render, tmp):
+    """A real HAProxy from the state's template rendered with ``ctx``, after `haproxy -c` accepts it.
+    Returns (the LoadBalancer, the config text)."""
+    cfg = tmp / "haproxy.cfg"
+    cfg.write_text(render("af1", "compact", "haproxy", "haproxy-config", haproxy=ctx))
+    check = subprocess.run(["haproxy", "-c", "-f", str(cfg)], capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stdout + check.stderr
+    return LoadBalancer(cfg, ctx, cluster, tmp / "haproxy.log"), cfg.read_text()
+
+
 class Session:
     """A psql session kept open through HAProxy (psql exits 2 when its connection is lost)."""
 

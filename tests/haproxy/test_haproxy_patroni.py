@@ -5,11 +5,9 @@ read-only port only replicas, and after a Patroni switchover writes reach the
 new leader within a bounded time while sessions to members that changed role
 are cut (on-marked-down shutdown-sessions)."""
 
-import subprocess
-
 import pytest
 
-from tests.haproxy.lb import LoadBalancer, lb_context, switchover_drill, wait_for
+from tests.haproxy.lb import lb_context, start_lb, switchover_drill, wait_for
 from tests.helpers.patroni_cluster import MEMBERS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -22,11 +20,7 @@ def lb(lb_patroni_cluster, state_file_context, render_state_file, tmp_path_facto
     cluster = lb_patroni_cluster
     tmp = tmp_path_factory.mktemp("haproxy")
     ctx = lb_context(state_file_context("af1", "compact", "haproxy", "haproxy-config")["haproxy"], cluster, tmp)
-    cfg = tmp / "haproxy.cfg"
-    cfg.write_text(render_state_file("af1", "compact", "haproxy", "haproxy-config", haproxy=ctx))
-    check = subprocess.run(["haproxy", "-c", "-f", str(cfg)], capture_output=True, text=True, timeout=30)
-    assert check.returncode == 0, check.stdout + check.stderr
-    balancer = LoadBalancer(cfg, ctx, cluster, tmp / "haproxy.log")
+    balancer, _ = start_lb(ctx, cluster, render_state_file, tmp)
     try:
         # bootstrap, then HAProxy's checks: exactly one leader and two replicas in service
         wait_for(balancer.settled, 180, "one leader behind the read/write port and two replicas behind the "

@@ -162,16 +162,6 @@ def test_patroni_module_and_states_work_under_tls(loaders, tls_cluster):
 # ------------------------------------------- HAProxy in front of the TLS cluster
 
 
-def _start_lb(ctx, cluster, render, tmp):
-    from tests.haproxy.lb import LoadBalancer
-
-    cfg = tmp / "haproxy.cfg"
-    cfg.write_text(render("af1", "compact", "haproxy", "haproxy-config", haproxy=ctx))
-    check = subprocess.run(["haproxy", "-c", "-f", str(cfg)], capture_output=True, text=True, timeout=30)
-    assert check.returncode == 0, check.stdout + check.stderr
-    return LoadBalancer(cfg, ctx, cluster, tmp / "haproxy.log"), cfg.read_text()
-
-
 @pytest.fixture(scope="module")
 def tls_lb_context(tls_cluster, tls_patroni_contexts, tls_state_file_context, tmp_path_factory):
     """The haproxy state's context of compact af1 with pillar tls:enabled, moved onto the TLS cluster."""
@@ -195,9 +185,9 @@ def tls_lb_context(tls_cluster, tls_patroni_contexts, tls_state_file_context, tm
 @pytest.fixture(scope="module")
 def tls_lb(tls_lb_context, tls_cluster, tls_render_state_file, tmp_path_factory):
     """A real HAProxy with the state's check-ssl config in front of the TLS cluster."""
-    from tests.haproxy.lb import wait_for
+    from tests.haproxy.lb import start_lb, wait_for
 
-    balancer, text = _start_lb(tls_lb_context, tls_cluster, tls_render_state_file,
+    balancer, text = start_lb(tls_lb_context, tls_cluster, tls_render_state_file,
                                tmp_path_factory.mktemp("haproxy-tls-run"))
     balancer.config_text = text
     try:
@@ -271,7 +261,7 @@ def test_haproxy_checking_against_another_ca_takes_every_member_out(tls_lb, tls_
     import copy
 
     import gen_tls
-    from tests.haproxy.lb import free_port, wait_for
+    from tests.haproxy.lb import free_port, start_lb, wait_for
 
     other = tmp_path / "other-ca.crt"
     other.write_bytes(gen_tls.cert_pem(gen_tls.create_ca("not the cluster CA")[1]))
@@ -281,7 +271,7 @@ def test_haproxy_checking_against_another_ca_takes_every_member_out(tls_lb, tls_
     ctx.update(frontends={name: free_port() for name in ctx["frontends"]},
                stats_socket=str(tmp_path / "admin.sock"))
     ctx["check"].update(inter="1s", fall=2, rise=1)
-    balancer, _ = _start_lb(ctx, tls_cluster, tls_render_state_file, tmp_path)
+    balancer, _ = start_lb(ctx, tls_cluster, tls_render_state_file, tmp_path)
     try:
         def all_down():
             states = balancer.states()
