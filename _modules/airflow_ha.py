@@ -7,15 +7,16 @@ logic is unit-testable.
 """
 
 import base64
-import json
-import ssl
-import urllib.error
+import hashlib
+import hmac
+import logging
+import re
 import urllib.parse
-import urllib.request
 
 from salt.exceptions import CommandExecutionError
 
 __virtualname__ = "airflow_ha"
+log = logging.getLogger(__name__)
 
 SUPPORTED_MAJORS = (2, 3)
 
@@ -24,13 +25,33 @@ def __virtual__():
     return __virtualname__
 
 
-def db_url(user, password, host, port, dbname, scheme="postgresql+psycopg2", sslmode=None, sslrootcert=None):
+def _util(module, name):
+    """A function of a shared ``_utils/<module>.py``: Salt's ``__utils__`` on a
+    minion (synced by ``saltutil.sync_all``), else imported (a checkout's tools
+    and tests import this module as ``_modules.<name>``)."""
+    utils = globals().get("__utils__") or {}
+    if f"{module}.{name}" in utils:
+        return utils[f"{module}.{name}"]
+    import importlib
+
+    return getattr(importlib.import_module(f"_utils.{module}"), name)
+
+
+def _http(name):
+    """A function of the shared HTTP client ``_utils/ha_http.py``."""
+    return _util("ha_http", name)
+
+
+def db_url(user, password, host, port, dbname, scheme="postgresql+psycopg2", sslmode=None, sslrootcert=None,
+           options=None):
     """
     SQLAlchemy URL of the metadata DB (also the Celery result backend with
     ``scheme=db+postgresql``). With ``sslmode`` (e.g. ``verify-full``) and
     ``sslrootcert`` (the cluster CA), libpq's TLS parameters are added as the
     URL's query: verify-full checks the server certificate against ``host``
-    (an IP matches the certificate's IP SANs, libpq >= 14).
+    (an IP matches the certificate's IP SANs, libpq >= 14). ``options``:
+    further libpq parameters for the query (pillar ``airflow:db_options``:
+    connect_timeout, keepalives, tcp_user_timeout).
 
     CLI Example:
 
@@ -48,6 +69,7 @@ def db_url(user, password, host, port, dbname, scheme="postgresql+psycopg2", ssl
     if sslmode and str(sslmode).startswith("verify") and not sslrootcert:
         raise CommandExecutionError("sslmode={} needs sslrootcert (the cluster CA file)".format(sslmode))
     query = {k: str(v) for k, v in (("sslmode", sslmode), ("sslrootcert", sslrootcert)) if v}
+    query.update({str(k): str(v) for k, v in (options or {}).items() if v is not None})
     if query:
         url += "?" + urllib.parse.urlencode(query, safe="/", quote_via=urllib.parse.quote)
     return url
@@ -97,17 +119,10 @@ def ssl_context(url, ca_file=None):
     """
     The TLS context of a request to ``url``: None for http; for https one
     that verifies the server's certificate and name against ``ca_file`` (the
-    cluster CA, /etc/airflow-ha/pki/ca.crt) or, without it, the system's CAs.
+    cluster CA, /etc/airflow-ha/pki/ca.crt) or, without it, the system's CAs
+    (the shared HTTP client, ``_utils/ha_http.py``).
     """
-    if not str(url).lower().startswith("https://"):
-        return None
-    return ssl.create_default_context(cafile=ca_file or None)
-
-
-def _urlopen(req, timeout, ca_file=None):
-    url = req.full_url if isinstance(req, urllib.request.Request) else req
-    # nosec: the cluster's own endpoints; https verified against the cluster CA
-    return urllib.request.urlopen(req, timeout=timeout, context=ssl_context(url, ca_file))
+    return _http("ssl_context")(url, ca_file)
 
 
 def check_settings(settings):
@@ -160,14 +175,303 @@ def check_settings(settings):
         except (TypeError, ValueError):
             errors.append("pillar airflow:{} must be a positive number of seconds, got {!r}".format(
                 key, settings.get(key)))
+    if "dag_refresh_interval" in settings:  # checked when set (defaults.yaml sets it)
+        try:
+            if int(settings["dag_refresh_interval"]) < 1:
+                raise ValueError
+        except (TypeError, ValueError):
+            errors.append("pillar airflow:dag_refresh_interval must be a positive number of seconds, got {!r}".format(
+                settings["dag_refresh_interval"]))
+    errors += limits_errors(settings.get("limits"))
+    errors += housekeeping_errors(settings.get("housekeeping"))
     if errors:
         raise CommandExecutionError("; ".join(errors))
     return True
 
 
+# ------------------------------------------------ limits, housekeeping (issue 20)
+COMPONENTS = ("scheduler", "webserver", "dag_processor", "triggerer", "worker", "flower")
+LIMIT_KEYS = ("memory_max", "tasks_max", "nofile")
+_MEMORY = re.compile(r"^(infinity|[1-9][0-9]*[KMGT]?|[1-9][0-9]?%|100%)$")
+_COUNT = re.compile(r"^(infinity|[1-9][0-9]*)$")
+_CALENDAR = re.compile(r"^[A-Za-z0-9*:/.,~ -]+$")
+
+
+def _limit_errors(values, where):
+    errors = []
+    for key, value in (values or {}).items():
+        text = str(value)
+        if key not in LIMIT_KEYS:
+            errors.append(f"pillar {where}:{key} is unknown: use {', '.join(LIMIT_KEYS)}")
+        elif key == "memory_max" and not _MEMORY.match(text):
+            errors.append(f"pillar {where}:memory_max is {value!r}: give infinity, a size like 512M or 2G, "
+                          f"or a percentage of RAM like 75%")
+        elif key != "memory_max" and not _COUNT.match(text):
+            errors.append(f"pillar {where}:{key} is {value!r}: give a positive whole number or infinity")
+    return errors
+
+
+def limits_errors(limits):
+    """What is wrong with pillar ``airflow:limits`` (each problem names its key and the fix)."""
+    if limits is None:
+        return []
+    if not isinstance(limits, dict):
+        return [f"pillar airflow:limits is {limits!r}: give a mapping (memory_max, tasks_max, nofile, and per "
+                f"component {', '.join(COMPONENTS)})"]
+    errors = _limit_errors({k: v for k, v in limits.items() if k not in COMPONENTS}, "airflow:limits")
+    for component in COMPONENTS:
+        own = limits.get(component)
+        if own is None:
+            continue
+        if not isinstance(own, dict):
+            errors.append(f"pillar airflow:limits:{component} is {own!r}: give a mapping like {{memory_max: 2G}}")
+            continue
+        errors += _limit_errors(own, f"airflow:limits:{component}")
+    return errors
+
+
+def unit_limits(limits, component):
+    """
+    The systemd limits of one component's unit (``dag-processor`` or
+    ``dag_processor``): pillar ``airflow:limits``' own values, its
+    ``<component>`` mapping over them.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call airflow_ha.unit_limits '{memory_max: infinity, nofile: 65536, worker: {memory_max: 2G}}' worker
+    """
+    component = component.replace("-", "_")
+    merged = {k: v for k, v in (limits or {}).items() if k in LIMIT_KEYS}
+    merged.update((limits or {}).get(component) or {})
+    return merged
+
+
+def housekeeping_errors(housekeeping):
+    """What is wrong with pillar ``airflow:housekeeping`` (each problem names its key and the fix)."""
+    if housekeeping is None:
+        return []
+    if not isinstance(housekeeping, dict):
+        return [f"pillar airflow:housekeeping is {housekeeping!r}: give a mapping (db_clean_days, task_log_days, ...)"]
+    errors = []
+    for key in ("db_clean_days", "task_log_days"):
+        value = housekeeping.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 3650:
+            errors.append(f"pillar airflow:housekeeping:{key} is {value!r}: give whole days from 1 to 3650")
+    for key in ("db_clean_schedule", "task_log_schedule"):
+        value = housekeeping.get(key)
+        if not isinstance(value, str) or not _CALENDAR.match(value):
+            errors.append(f"pillar airflow:housekeeping:{key} is {value!r}: give a systemd OnCalendar expression "
+                          f"like '*-*-* 03:30:00' or daily")
+    return errors
+
+
+# ------------------------------------------------- access control (issue 26)
+AIRFLOW_ROLES = ("Admin", "Op", "User", "Viewer")
+AUTH_MANAGERS = ("fab", "simple")
+FAB_AUTH_MANAGER = "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+_DN_VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$")
+
+
+def ssha(password, label=""):
+    """
+    The ``{SSHA}`` hash of a directory password (slapd's rootpw, the seeded
+    users' userPassword). The salt is derived from the password and ``label``
+    (HMAC-SHA256), so the same pillar gives the same hash: a second apply
+    changes nothing.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call airflow_ha.ssha 's3cret' label=rootpw
+    """
+    if not password:
+        raise CommandExecutionError("an empty directory password: run tools/gen_secrets.py")
+    password = str(password).encode()
+    salt = hmac.new(password, ("airflow-ha-ssha:" + str(label)).encode(), hashlib.sha256).digest()[:8]
+    return "{SSHA}" + base64.b64encode(hashlib.sha1(password + salt).digest() + salt).decode()
+
+
+def _dn_value(value, key, errors):
+    if not isinstance(value, str) or not _DN_VALUE.match(value):
+        errors.append(f"pillar {key} {value!r} is not a plain name (letters, digits, space, '.', '_', '-'): rename it")
+        return False
+    return True
+
+
+def ldap_layout(settings, domain="", ips=(), tls_enabled=True):
+    """
+    The DNs and URIs of the ldap role (salt/ldap) from its settings (pillar
+    ``ldap`` merged with its defaults): ``suffix`` (from the inventory
+    ``domain`` when empty), ``admin_dn``, ``bind_dn``, the OU DNs, ``groups``
+    (seeded group cn -> {dn, role}), ``roles_mapping`` (group DN -> [role]),
+    ``servers`` (``ldaps://<ip>:<port>`` of every ldap host, ``ips``). Fails
+    on bad pillar naming the key and the fix.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call airflow_ha.ldap_layout '{"suffix": "", "port": 636, ...}' lab.internal '["10.83.0.13"]'
+    """
+    errors = []
+    suffix = str(settings.get("suffix") or "")
+    if not suffix:
+        labels = [label for label in str(domain or "").split(".") if label]
+        if not labels:
+            errors.append("pillar ldap:suffix is empty and the inventory has no domain: set ldap:suffix "
+                          "(e.g. dc=example,dc=com)")
+        suffix = ",".join(f"dc={label}" for label in labels)
+    elif not re.match(r"^([A-Za-z]+=[^,=]+)(,[A-Za-z]+=[^,=]+)*$", suffix):
+        errors.append(f"pillar ldap:suffix {suffix!r} is not a DN: set e.g. dc=example,dc=com")
+    try:
+        port = int(settings.get("port"))
+        if not 0 < port < 65536:
+            raise ValueError
+    except (TypeError, ValueError):
+        errors.append(f"pillar ldap:port must be a TCP port number, got {settings.get('port')!r}")
+        port = 636
+    for key in ("admin_cn", "bind_cn", "people_ou", "groups_ou", "services_ou"):
+        _dn_value(settings.get(key), f"ldap:{key}", errors)
+    seed = settings.get("seed") or {}
+    seed_groups = seed.get("groups") or {}
+    if not isinstance(seed_groups, dict):
+        errors.append("pillar ldap:seed:groups must map a group name to an Airflow role")
+        seed_groups = {}
+    groups_dn = f"ou={settings.get('groups_ou')},{suffix}"
+    groups, mapping = {}, {}
+    for name, role in sorted(seed_groups.items()):
+        if not _dn_value(name, f"ldap:seed:groups:{name}", errors):
+            continue
+        if role not in AIRFLOW_ROLES:
+            errors.append(f"pillar ldap:seed:groups:{name} maps to {role!r}, not an Airflow role: "
+                          f"use one of {', '.join(AIRFLOW_ROLES)}")
+            continue
+        dn = f"cn={name},{groups_dn}"
+        groups[name] = {"dn": dn, "role": role}
+        mapping[dn] = [role]
+    users = seed.get("users") or []
+    uids = set()
+    for i, user in enumerate(users if isinstance(users, list) else []):
+        uid = (user or {}).get("uid")
+        if not _dn_value(uid, f"ldap:seed:users:{i}:uid", errors):
+            continue
+        if uid in uids:
+            errors.append(f"pillar ldap:seed:users lists uid {uid!r} twice: keep one entry")
+        uids.add(uid)
+        for group in user.get("groups") or []:
+            if group not in seed_groups:
+                errors.append(f"pillar ldap:seed:users:{i} ({uid}) is in group {group!r}, which "
+                              f"ldap:seed:groups lacks: add the group or fix the name")
+    if not isinstance(users, list):
+        errors.append("pillar ldap:seed:users must be a list of {uid, name, groups}")
+    if errors:
+        raise CommandExecutionError("; ".join(errors))
+    return {
+        "suffix": suffix,
+        "mail_domain": ".".join(part.split("=", 1)[1] for part in suffix.split(",")),
+        "admin_dn": f"cn={settings.get('admin_cn')},{suffix}",
+        "bind_dn": f"cn={settings.get('bind_cn')},ou={settings.get('services_ou')},{suffix}",
+        "people_dn": f"ou={settings.get('people_ou')},{suffix}",
+        "groups_dn": groups_dn,
+        "services_dn": f"ou={settings.get('services_ou')},{suffix}",
+        "groups": groups,
+        "roles_mapping": mapping,
+        "servers": [f"ldaps://{ip}:{port}" for ip in ips],
+        "tls_fix": None if tls_enabled else (
+            "the ldap role serves LDAPS only (the host's certificate of the cluster CA): "
+            "set pillar tls:enabled true or take the ldap role off the inventory's hosts"),
+        "ldapi_uri": "ldapi://" + urllib.parse.quote(str(settings.get("ldapi_socket") or ""), safe=""),
+    }
+
+
+def auth_settings(auth, major, ldap=None, ca_file=None):
+    """
+    Airflow's access control from pillar ``airflow:auth`` (docs/access-control.md),
+    the empty LDAP settings filled in from the inventory's ldap role (``ldap``:
+    ``ldap_layout`` of salt/ldap, or None without an ldap host) and ``ca_file``
+    (the cluster CA with pillar tls:enabled; neither: the system's CA store). Returns the settings with ``manager_class`` and
+    ``warning`` (the simple auth manager). Fails on bad pillar naming the key
+    and the fix: an unknown manager, an Airflow role that does not exist,
+    a server that is not ldaps://, an unset directory.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call airflow_ha.auth_settings '{"manager": "fab", "ldap": {...}, "roles_mapping": {}}' 3
+    """
+    errors = []
+    auth = dict(auth or {})
+    manager = auth.get("manager") or "fab"
+    if manager not in AUTH_MANAGERS:
+        errors.append(f"pillar airflow:auth:manager {manager!r} is unknown: use fab (the default) or simple")
+    if int(major) < 3 and manager == "simple":
+        errors.append("pillar airflow:auth:manager simple needs Airflow 3: the 2.x line has FAB only, "
+                      "remove the key")
+    ldap_conf = dict(auth.get("ldap") or {})
+    ldap = ldap or {}
+    if not ldap_conf.get("server"):
+        ldap_conf["server"] = " ".join(ldap.get("servers") or [])
+    if not ldap_conf.get("ca_file"):
+        ldap_conf["ca_file"] = ca_file or ""
+    if not ldap_conf.get("bind_dn"):
+        ldap_conf["bind_dn"] = ldap.get("bind_dn", "")
+    if not ldap_conf.get("search_base"):
+        ldap_conf["search_base"] = ldap.get("people_dn", "")
+    mapping = auth.get("roles_mapping") or ldap.get("roles_mapping") or {}
+    if not isinstance(mapping, dict):
+        errors.append("pillar airflow:auth:roles_mapping must map a group DN to a list of Airflow roles")
+        mapping = {}
+    clean = {}
+    for dn, roles in sorted(mapping.items()):
+        roles = [roles] if isinstance(roles, str) else list(roles or [])
+        unknown = [r for r in roles if r not in AIRFLOW_ROLES]
+        if unknown or not roles:
+            errors.append(f"pillar airflow:auth:roles_mapping:{dn} maps to {unknown or roles!r}: "
+                          f"use one or more of {', '.join(AIRFLOW_ROLES)}")
+        if "=" not in str(dn):
+            errors.append(f"pillar airflow:auth:roles_mapping key {dn!r} is not a group DN (cn=...,ou=...)")
+        clean[str(dn)] = roles
+    if manager == "fab" and int(major) >= 3:  # the 2.x line keeps FAB's DB users (webserver_config.py)
+        servers = str(ldap_conf["server"]).split()
+        if not servers:
+            errors.append("pillar airflow:auth:ldap:server is empty and no host has the ldap role: set "
+                          "airflow:auth:ldap:server (ldaps://host:636) or give a host the ldap role")
+        for uri in servers:
+            if not uri.startswith("ldaps://"):
+                errors.append(f"pillar airflow:auth:ldap:server {uri!r} is not ldaps://: the bind password "
+                              f"and the users' passwords must not cross the network in clear")
+        for key in ("bind_dn", "search_base"):  # ca_file empty: the system's CA store
+            if not ldap_conf.get(key):
+                errors.append(f"pillar airflow:auth:ldap:{key} is empty: set it (no ldap host to take it from)")
+        if not clean:
+            errors.append("pillar airflow:auth:roles_mapping is empty: map at least one group DN to an Airflow role")
+    try:
+        if int(auth.get("session_lifetime_minutes")) < 1:
+            raise ValueError
+    except (TypeError, ValueError):
+        errors.append("pillar airflow:auth:session_lifetime_minutes must be a positive number of minutes, "
+                      f"got {auth.get('session_lifetime_minutes')!r}")
+    if auth.get("session_cookie_samesite") not in ("Lax", "Strict"):
+        errors.append("pillar airflow:auth:session_cookie_samesite must be Lax or Strict, "
+                      f"got {auth.get('session_cookie_samesite')!r}")
+    if errors:
+        raise CommandExecutionError("; ".join(errors))
+    warning = None
+    if manager == "simple":
+        warning = ("airflow:auth:manager is simple: Airflow 3's simple auth manager (users in a file, no "
+                   "directory, no roles: every user is admin). Remove the key to use FAB with LDAP.")
+        log.warning(warning)
+    return dict(auth, manager=manager, ldap=ldap_conf, roles_mapping=clean, warning=warning,
+                manager_class=SIMPLE_AUTH_MANAGER if manager == "simple" else FAB_AUTH_MANAGER)
+
+
 def _get_json(url, timeout, ca_file=None):
-    with _urlopen(url, timeout, ca_file) as resp:
-        return json.loads(resp.read().decode())
+    return _http("request")("GET", url, timeout=timeout, context=ssl_context(url, ca_file))
 
 
 def health(url="http://127.0.0.1:8080", major=3, timeout=5, ca_file=None):
@@ -189,8 +493,10 @@ def health(url="http://127.0.0.1:8080", major=3, timeout=5, ca_file=None):
     path = "/api/v2/monitor/health" if int(major) >= 3 else "/health"
     try:
         data = _get_json(url.rstrip("/") + path, timeout, ca_file)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except (CommandExecutionError, ValueError) as exc:
         raise CommandExecutionError("Airflow health endpoint {} unreachable: {}".format(url + path, exc))
+    if not isinstance(data, dict):
+        raise CommandExecutionError("Airflow health endpoint {} answered no JSON: {!r}".format(url + path, data))
     components = {name: (info or {}).get("status") for name, info in data.items() if isinstance(info, dict)}
     return {"healthy": bool(components) and all(s == "healthy" for s in components.values()),
             "components": components}
@@ -208,21 +514,16 @@ def _prefix(major):
     return "/api/v2" if int(major) >= 3 else "/api/v1"
 
 
-def _api(method, url, path, auth=None, body=None, timeout=10, ca_file=None):
+# seconds one REST call may take: an api-server behind the VIP of a small
+# cluster that is still starting its other components answers slowly
+API_TIMEOUT = 30
+
+
+def _api(method, url, path, auth=None, body=None, timeout=API_TIMEOUT, ca_file=None):
     """One REST call; ``auth`` is the whole Authorization header value."""
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url.rstrip("/") + path, data=data, method=method)
-    req.add_header("Content-Type", "application/json")
-    if auth:
-        req.add_header("Authorization", auth)
-    try:
-        with _urlopen(req, timeout, ca_file) as resp:
-            text = resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        raise CommandExecutionError(f"{method} {path} on {url}: HTTP {exc.code} {exc.read().decode()[:300]}")
-    except (urllib.error.URLError, OSError) as exc:
-        raise CommandExecutionError(f"{method} {path} on {url}: {exc}")
-    return json.loads(text) if text else None
+    return _http("request")(method, url.rstrip("/") + path, body=body,
+                                        headers={"Authorization": auth} if auth else None, timeout=timeout,
+                                        context=ssl_context(url, ca_file), label=f"{method} {path} on {url}")
 
 
 def api_token(url="http://127.0.0.1:8080", username="admin", password=None, major=3, ca_file=None):
@@ -281,6 +582,11 @@ def trigger_dag(dag_id, url="http://127.0.0.1:8080", username="admin", password=
     return _api("POST", url, f"{dag}/dagRuns", auth, body, ca_file=ca_file)["dag_run_id"]
 
 
+def _run_path(dag_id, run_id, major):
+    return (f"{_prefix(major)}/dags/{urllib.parse.quote(dag_id, safe='')}"
+            f"/dagRuns/{urllib.parse.quote(run_id, safe='')}")
+
+
 def dag_run(dag_id, run_id, url="http://127.0.0.1:8080", username="admin", password=None, major=3, ca_file=None):
     """
     One DAG run with its task instances: ``{state, queued_at, start_date,
@@ -295,14 +601,41 @@ def dag_run(dag_id, run_id, url="http://127.0.0.1:8080", username="admin", passw
         salt-call airflow_ha.dag_run airflow_ha_smoke manual__2026-11-23T08:00:00+00:00
     """
     auth = _auth(url, username, password, major, ca_file)
-    base = (f"{_prefix(major)}/dags/{urllib.parse.quote(dag_id, safe='')}"
-            f"/dagRuns/{urllib.parse.quote(run_id, safe='')}")
+    base = _run_path(dag_id, run_id, major)
     run = _api("GET", url, base, auth, ca_file=ca_file)
     tis = _api("GET", url, base + "/taskInstances", auth, ca_file=ca_file)["task_instances"]
     keys = ("state", "hostname", "queued_when", "start_date", "end_date", "try_number")
     queued_at = run.get("queued_at") if int(major) >= 3 else run.get("logical_date")
     return {"state": run["state"], "queued_at": queued_at, "start_date": run.get("start_date"),
             "tasks": {ti["task_id"]: {k: ti.get(k) for k in keys} for ti in tis}}
+
+
+def task_instances(dag_id, run_id, url="http://127.0.0.1:8080", username="admin", password=None, major=3,
+                   ca_file=None, page=100):
+    """
+    Every task instance of a DAG run, mapped ones one by one (page by page:
+    the API returns at most ``[api] maximum_page_limit``, 100 by default):
+    ``[{task_id, map_index, state, hostname, queued_when, start_date,
+    end_date, try_number, duration}]``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call airflow_ha.task_instances airflow_ha_fanout manual__2026-11-23T08:00:00+00:00
+    """
+    auth = _auth(url, username, password, major, ca_file)
+    base = _run_path(dag_id, run_id, major) + "/taskInstances"
+    keys = ("task_id", "map_index", "state", "hostname", "queued_when", "start_date", "end_date", "try_number",
+            "duration")
+    found, offset = [], 0
+    while True:
+        batch = _api("GET", url, f"{base}?limit={int(page)}&offset={offset}", auth, ca_file=ca_file)
+        rows = batch["task_instances"]
+        found.extend({k: ti.get(k) for k in keys} for ti in rows)
+        offset += len(rows)
+        if not rows or offset >= batch.get("total_entries", 0):
+            return found
 
 
 def wait_dag_run(dag_id, run_id, timeout=300, url="http://127.0.0.1:8080", username="admin", password=None,
@@ -321,7 +654,16 @@ def wait_dag_run(dag_id, run_id, timeout=300, url="http://127.0.0.1:8080", usern
 
     deadline = time.monotonic() + timeout
     while True:
-        run = dag_run(dag_id, run_id, url, username, password, major, ca_file)
+        try:
+            run = dag_run(dag_id, run_id, url, username, password, major, ca_file)
+        except CommandExecutionError as exc:
+            # a poll that got no answer says nothing about the run (an api-server
+            # restarting, the VIP moving): ask again until the deadline
+            if " HTTP " in str(exc) or time.monotonic() >= deadline:
+                raise
+            log.warning("polling DAG run %s %s: %s", dag_id, run_id, exc)
+            time.sleep(interval)
+            continue
         if run["state"] == "success":
             return run
         if run["state"] == "failed":
@@ -330,6 +672,59 @@ def wait_dag_run(dag_id, run_id, timeout=300, url="http://127.0.0.1:8080", usern
             raise CommandExecutionError(f"DAG run {dag_id} {run_id} still {run['state']} after {timeout} s: "
                                         f"tasks {run['tasks']}")
         time.sleep(interval)
+
+
+def _pages(url, path, key, auth, ca_file, page=100):
+    found, offset = [], 0
+    sep = "&" if "?" in path else "?"
+    while True:
+        batch = _api("GET", url, f"{path}{sep}limit={int(page)}&offset={offset}", auth, ca_file=ca_file)
+        rows = batch[key]
+        found.extend(rows)
+        offset += len(rows)
+        if not rows or offset >= batch.get("total_entries", 0):
+            return found
+
+
+def dags(url="http://127.0.0.1:8080", username="admin", password=None, major=3, ca_file=None):
+    """
+    Every DAG the API knows, stale ones too (their files are gone): ``[{dag_id,
+    is_stale, is_paused, last_parsed_time, fileloc, bundle_name,
+    has_import_errors}]`` (Airflow 3; 2.x has no ``last_parsed_time`` and
+    calls ``is_stale`` ``is_active`` inverted).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call airflow_ha.dags url=https://10.83.0.100:443 ca_file=/etc/airflow-ha/pki/ca.crt
+    """
+    auth = _auth(url, username, password, major, ca_file)
+    if int(major) >= 3:
+        rows = _pages(url, "/api/v2/dags?exclude_stale=false", "dags", auth, ca_file)
+    else:
+        rows = _pages(url, "/api/v1/dags?only_active=false", "dags", auth, ca_file)
+        for row in rows:
+            row["is_stale"] = not row.get("is_active", True)
+    keys = ("dag_id", "is_stale", "is_paused", "last_parsed_time", "fileloc", "bundle_name", "has_import_errors")
+    return [{k: row.get(k) for k in keys} for row in rows]
+
+
+def import_errors(url="http://127.0.0.1:8080", username="admin", password=None, major=3, ca_file=None):
+    """
+    The DAG processors' current import errors: ``[{filename, bundle_name,
+    timestamp, stack_trace}]`` (``GET /api/v2/importErrors``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call airflow_ha.import_errors url=https://10.83.0.100:443 ca_file=/etc/airflow-ha/pki/ca.crt
+    """
+    auth = _auth(url, username, password, major, ca_file)
+    rows = _pages(url, f"{_prefix(major)}/importErrors", "import_errors", auth, ca_file)
+    keys = ("filename", "bundle_name", "timestamp", "stack_trace")
+    return [{k: row.get(k) for k in keys} for row in rows]
 
 
 def conn_uri(scheme, host, port, user, password=None, extra=None):
@@ -357,14 +752,7 @@ JOB_TYPES = {"scheduler": "SchedulerJob", "triggerer": "TriggererJob", "dag_proc
 
 
 def _read_env_file(path):
-    env = {}
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if line and not line.startswith("#") and "=" in line:
-                key, value = line.split("=", 1)
-                env[key] = value[1:-1] if len(value) > 1 and value[0] == value[-1] == "'" else value
-    return env
+    return _util("ha_env", "read_env_file")(path)
 
 
 def _airflow(args, venv=DEFAULT_VENV, env_file=DEFAULT_ENV_FILE, runas=None):

@@ -17,8 +17,10 @@ CLI Example:
 """
 
 import ipaddress
+import os
 import re
 
+import yaml
 from salt.exceptions import CommandExecutionError
 
 __virtualname__ = "ha_inventory"
@@ -39,6 +41,9 @@ KNOWN_ROLES = {
     "ftp": "vsftpd server",
     "card_target": "card-processing target host",
     "monitoring": "Prometheus, Alertmanager, Grafana",
+    "backup": "pgBackRest repository (backups, WAL archive; not a PostgreSQL member)",
+    "ldap": "OpenLDAP directory (slapd, LDAPS) of the Airflow logins",
+    "logs": "central log host (rsyslog over mutually authenticated TLS: every host's syslog and journal)",
 }
 REQUIRED_ROLES = (
     "etcd",
@@ -74,14 +79,32 @@ REQUIRED_SECRETS = {
         "airflow:jwt_secret",
         "airflow:admin_password",
     ),
+    # the FAB auth manager's search account (a site's own directory too)
+    "webserver": ("airflow:admin_password", "ldap:bind_password"),
+    "flower": ("airflow:flower_password",),
+    "ldap": ("ldap:admin_password", "ldap:bind_password", "ldap:seed_password"),
     "haproxy": ("haproxy:stats_password", "keepalived:auth_pass"),
     "nfs": ("keepalived:auth_pass",),
     "ftp": ("ftp:password",),
-    "card_target": ("card:ssh_private_key", "card:ssh_public_key"),
+    "card_target": ("card:ssh_private_key", "card:ssh_public_key", "card:host_private_key", "card:host_public_key"),
     "monitoring": ("grafana:admin_password",),
+    # the repository's encryption passphrase (in its pgbackrest.conf only); the SSH key pair carries
+    # pgBackRest between the repository and the members when tls:enabled is false
+    "backup": ("pgbackrest:cipher_pass", "pgbackrest:ssh_private_key", "pgbackrest:ssh_public_key"),
 }
-# Passwords the seeds ship; refusing them keeps an example out of production.
-KNOWN_DEFAULT_PASSWORDS = {"airflow_pass", "postgres", "111", "guest", "admin", "changeme", "password"}
+# Passwords the seeds ship and the packages' well-known ones (compared without
+# regard to case); refusing them keeps an example out of production.
+KNOWN_DEFAULT_PASSWORDS = {"airflow_pass", "postgres", "111", "guest", "admin", "changeme", "password", "airflow",
+                           "secret", "rabbitmq", "root", "letmein", "123456", "12345678", "grafana", "haproxy",
+                           "changeit", "default", "test", "qwerty", "prom-operator"}
+# Shortest value a required secret may have (tools/gen_secrets.py makes 32 or
+# more); the VRRP password is at most 8 (keepalived truncates it), so 8 there.
+MIN_SECRET_LENGTH = 16
+MIN_SECRET_LENGTHS = {"keepalived:auth_pass": 8}
+# Secrets that are not passwords but keys of a known shape (checked by their
+# shape, not by length) and public halves that may repeat elsewhere.
+SSH_PRIVATE_KEYS = ("card:ssh_private_key", "card:host_private_key", "pgbackrest:ssh_private_key")
+SSH_PUBLIC_KEYS = ("card:ssh_public_key", "card:host_public_key", "pgbackrest:ssh_public_key")
 HOSTNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 SECRETS_FIX = "run `make secrets` (tools/gen_secrets.py) or set it in your secrets pillar"
 # With pillar tls:enabled, what every host needs: the CA (shared secrets file)
@@ -97,6 +120,61 @@ TLS_FIX = ("run `make secrets` (tools/gen_secrets.py issues the CA and tls/<host
 
 def __virtual__():
     return __virtualname__
+
+
+# ------------------------------------------- plain functions (no Salt needed)
+# The tools and tests of a checkout import this module (``_modules.ha_inventory``)
+# and read the inventory, the port map and the TLS switch through these
+# functions, as pillar/inventory.sls and pillar/ports.sls give them to Salt.
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def inventory_file(topology, root=None):
+    """pillar/inventory/<topology>.yaml of the checkout ``root`` (default: this module's)."""
+    return os.path.join(root or REPO_ROOT, "pillar", "inventory", f"{topology}.yaml")
+
+
+def topologies(root=None):
+    """The topology names of pillar/inventory, sorted."""
+    inv_dir = os.path.dirname(inventory_file("x", root))
+    return sorted(f[:-5] for f in os.listdir(inv_dir) if f.endswith(".yaml"))
+
+
+def read_inventory(topology="full", path=None, root=None):
+    """
+    The inventory as pillar gets it (pillar/inventory.sls imports the same
+    file): ``path`` if given, else pillar/inventory/<topology>.yaml. The one
+    loader of the tools (render, roster, gen_tls, the lab) and the tests.
+    """
+    with open(path or inventory_file(topology, root)) as f:
+        return yaml.safe_load(f) or {}
+
+
+def read_ports(root=None):
+    """The port map of pillar/ports.sls (plain YAML: ``ports`` of that file)."""
+    with open(os.path.join(root or REPO_ROOT, "pillar", "ports.sls")) as f:
+        return (yaml.safe_load(f) or {})["ports"]
+
+
+def tls_on(tls):
+    """
+    The TLS switch: pillar ``tls:enabled`` (``tls`` is pillar ``tls``),
+    TLS_ENABLED_DEFAULT when unset, read as Salt's ``to_bool`` Jinja filter
+    reads it (strings yes/1/true, numbers > 0). Everything that asks whether
+    TLS is on calls this (salt/pki/map.jinja through :py:func:`tls_enabled`,
+    the validation, tools/lab) or agrees with it (salt/orch/map.jinja renders
+    on the master; a test compares them).
+    """
+    value = (tls or {}).get("enabled", TLS_ENABLED_DEFAULT) if isinstance(tls, dict) else TLS_ENABLED_DEFAULT
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return value.lower() in ("yes", "1", "true")
+    if isinstance(value, (int, float)):
+        return value > 0
+    return bool(value)
 
 
 # ---------------------------------------------------------------- pure checks
@@ -175,6 +253,14 @@ def _check_roles(hosts, errors):
             errors.append(
                 f"inventory:hosts: role {role!r} ({KNOWN_ROLES[role]}) has no host: add {role!r} to the roles of at least one host"
             )
+    if len(members["backup"]) > 1:
+        errors.append(
+            f"inventory:hosts: role 'backup' has {len(members['backup'])} hosts ({', '.join(members['backup'])}); "
+            "pgBackRest's repository is one host: keep 'backup' on one of them")
+    for name in sorted(set(members["backup"]) & set(members["postgres"])):
+        errors.append(
+            f"inventory:hosts:{name}:roles: a host cannot be both 'backup' and 'postgres': the repository on a "
+            "member would be lost with it; give 'backup' to a host without 'postgres'")
     for role in QUORUM_ROLES:
         count = len(members[role])
         if count and (count < 3 or count % 2 == 0):
@@ -264,21 +350,102 @@ def _check_ports(ports, errors):
                 errors.append(f"{key}:from_networks: {net!r} is not a CIDR network nor 'admin': fix the entry")
 
 
+def _port_settings(rule, pillar):
+    """{key: value} of the entry's ``keys`` that pillar sets."""
+    found = {key: _get(pillar or {}, key) for key in rule.get("keys") or []}
+    return {key: value for key, value in found.items() if value is not None}
+
+
+def port_setting_errors(pillar, ports):
+    """
+    Pillar settings that name a port (port map ``keys``, e.g.
+    ``etcd:client_port``) that the firewall or the scrape targets cannot
+    follow: a ``scraped`` entry's port moved (the Prometheus targets stay on
+    the map's port), or two settings of one entry set to different ports (the
+    client would connect where the server does not listen). A setting left
+    unset keeps its area's default (the map's port): pointing a client
+    elsewhere on purpose (tests point Airflow straight at PostgreSQL) stays
+    possible.
+    """
+    errors = []
+    for rule in ports or []:
+        if not isinstance(rule, dict):
+            continue
+        settings = _port_settings(rule, pillar)
+        where = f"pillar/ports.sls: role {rule.get('role')}, port {rule.get('port')}"
+        if rule.get("scraped"):
+            for key, value in settings.items():
+                if str(value) != str(rule.get("port")):
+                    errors.append(
+                        f"{key} {value} differs from the port map ({where}), which the Prometheus scrape targets "
+                        f"follow: remove {key} from pillar (moving a scraped port needs ha_monitoring.EXPORTERS too)")
+        elif len({str(v) for v in settings.values()}) > 1:
+            given = ", ".join(f"{k} {v}" for k, v in settings.items())
+            errors.append(f"{given}: the settings of one port ({where}) must agree: set all of "
+                          f"{', '.join(rule['keys'])} to the same port")
+    return errors
+
+
+def port_map(ports, pillar):
+    """The port map with each entry's port as pillar's ``keys`` settings move
+    it (see :py:func:`port_setting_errors` for what is refused)."""
+    out = []
+    for rule in ports or []:
+        settings = _port_settings(rule, pillar) if isinstance(rule, dict) else {}
+        out.append(dict(rule, port=next(iter(settings.values()))) if settings else rule)
+    return out
+
+
+def secret_problem(path, value):
+    """
+    What is wrong with the value of the required secret ``secrets:<path>``, or
+    None when it is acceptable: missing or empty (blank), a well-known default
+    (KNOWN_DEFAULT_PASSWORDS, any case), shorter than MIN_SECRET_LENGTH
+    (MIN_SECRET_LENGTHS), one character repeated, or for SSH keys not of a
+    key's shape. tools/gen_secrets.py replaces a value this refuses, so
+    `make secrets` is always the fix. A plain function.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return "is missing or empty"
+    if isinstance(value, (dict, list, bool)):
+        return f"must be a string, not {type(value).__name__}"
+    text = str(value)
+    if path in SSH_PRIVATE_KEYS:
+        return None if re.search(r"-----BEGIN [A-Z ]*PRIVATE KEY-----", text) else "is not an SSH private key (PEM)"
+    if path in SSH_PUBLIC_KEYS:
+        return None if re.match(r"^(ssh-|ecdsa-)\S+ [A-Za-z0-9+/=]{16,}", text.strip()) else \
+            "is not an SSH public key (ssh-ed25519 AAAA...)"
+    if text.strip().lower() in KNOWN_DEFAULT_PASSWORDS:
+        return "is a well-known default password"
+    minimum = MIN_SECRET_LENGTHS.get(path, MIN_SECRET_LENGTH)
+    if len(text) < minimum:
+        return f"is too short ({len(text)} characters, at least {minimum})"
+    if len(set(text)) == 1:
+        return "is one character repeated"
+    return None
+
+
 def _check_secrets(secrets, members, errors):
-    missing_reported = set()
+    reported = set()
+    seen = {}
     for role, paths in REQUIRED_SECRETS.items():
         if not members.get(role):
             continue
         for path in paths:
-            value = _get(secrets or {}, path)
-            if path in missing_reported:
+            if path in reported:
                 continue
-            if value in (None, ""):
-                missing_reported.add(path)
+            reported.add(path)
+            value = _get(secrets or {}, path)
+            problem = secret_problem(path, value)
+            if problem == "is missing or empty":
                 errors.append(f"secrets:{path} is missing (needed by role {role!r}): {SECRETS_FIX}")
-            elif str(value) in KNOWN_DEFAULT_PASSWORDS:
-                missing_reported.add(path)
-                errors.append(f"secrets:{path} is a well-known default password: {SECRETS_FIX}")
+            elif problem:
+                errors.append(f"secrets:{path} {problem} (needed by role {role!r}): {SECRETS_FIX}")
+            elif path not in SSH_PUBLIC_KEYS:
+                if str(value) in seen:
+                    errors.append(f"secrets:{path} is the same value as secrets:{seen[str(value)]}: give each its "
+                                  f"own (delete one and run `make secrets`)")
+                seen.setdefault(str(value), path)
     auth_pass = _get(secrets or {}, "keepalived:auth_pass")
     if auth_pass and len(str(auth_pass)) > 8:
         errors.append("secrets:keepalived:auth_pass is longer than 8 characters (VRRP truncates it): use at most 8")
@@ -299,7 +466,7 @@ def _check_tls(tls, errors, host_material=True):
     if not isinstance(tls, dict):
         errors.append(f"tls must be a mapping (enabled, ca_cert, cert, key), not {type(tls).__name__}: {TLS_FIX}")
         return
-    if str(tls.get("enabled", TLS_ENABLED_DEFAULT)).lower() not in ("true", "1", "yes", "on"):
+    if not tls_on(tls):
         return
     needed = REQUIRED_TLS_SHARED + (REQUIRED_TLS_HOST if host_material else ())
     for key in needed:
@@ -399,11 +566,127 @@ def _ip_sort_key(value):
     return (net.version, int(net.network_address), net.prefixlen)
 
 
+# Characters keepalived.conf cannot quote in `auth_pass "..."`.
+VRRP_UNQUOTABLE = (" ", '"', "'", "#", "!", "$", "\\", "{", "}")
+
+
+def database_track_args(inventory, database):
+    """The ``database`` track script's arguments: every Patroni member's /liveness URL (https with
+    ``--cacert`` when ``database`` names a CA file); empty when the inventory has no postgres host."""
+    ca_file = database.get("ca_file")
+    args = ["--cacert", ca_file] if ca_file else []
+    urls = [f"{'https' if ca_file else 'http'}://{inventory['hosts'][n]['ip']}:{int(database['port'])}/liveness"
+            for n in inventory["roles"].get("postgres", [])]
+    return args + urls if urls else []
+
+
+def vrrp_instances(inventory, keepalived, host_name, interface, auth_pass="", database=None):
+    """
+    keepalived's VRRP instances of ``host_name``: one per VIP of the
+    (normalized) ``inventory`` whose ``role`` is one of the host's roles, with
+    its router id (``keepalived:vips:<vip>:virtual_router_id``, distinct over
+    all VIPs), priority (``priority_max`` minus ``priority_step`` per position
+    among the role's hosts, or ``vips:<vip>:priorities:<host>``, 1-254),
+    unicast peers (the role's other hosts) and track script. Returns
+    ``(instances, scripts)``; raises ``CommandExecutionError`` naming the
+    pillar key to fix. A plain function: keepalived/map.jinja calls it
+    through :py:func:`vrrp`.
+    """
+    host = inventory["hosts"][host_name]
+    auth_pass = "" if auth_pass is None else str(auth_pass)
+    for ch in VRRP_UNQUOTABLE:
+        if ch in auth_pass:
+            raise CommandExecutionError(
+                f"secrets:keepalived:auth_pass holds {ch!r}, which keepalived.conf cannot quote: "
+                "use letters and digits (make secrets)")
+    vips_conf = keepalived.get("vips") or {}
+    vrids = {}
+    for vname in sorted(inventory.get("vips") or {}):
+        vrid = (vips_conf.get(vname) or {}).get("virtual_router_id")
+        try:
+            vrid = int(vrid)
+        except (TypeError, ValueError):
+            vrid = 0
+        if not 1 <= vrid <= 255:
+            raise CommandExecutionError(
+                f"inventory:vips:{vname} has no VRRP router id: set keepalived:vips:{vname}:virtual_router_id "
+                "(1-255, unique on the network segment)")
+        if vrid in vrids:
+            raise CommandExecutionError(
+                f"keepalived:vips:{vname}:virtual_router_id {vrid} is also the id of VIP {vrids[vrid]}: "
+                "give each VIP its own")
+        vrids[vrid] = vname
+    instances, scripts = [], {}
+    for vname, vip in sorted((inventory.get("vips") or {}).items()):
+        if vip.get("role") not in host["roles"]:
+            continue
+        conf = vips_conf.get(vname) or {}
+        members = inventory["roles"][vip["role"]]
+        priority = int((conf.get("priorities") or {}).get(
+            host_name, int(keepalived["priority_max"]) - members.index(host_name) * int(keepalived["priority_step"])))
+        if not 1 <= priority <= 254:
+            raise CommandExecutionError(
+                f"keepalived priority of {host_name} for VIP {vname} is {priority} (role {vip['role']} has "
+                f"{len(members)} hosts): set keepalived:priority_step or keepalived:vips:{vname}:priorities (1-254)")
+        tracks = conf.get("track") or []
+        tracks = [tracks] if isinstance(tracks, str) else list(tracks)
+        track_names = []
+        for track in tracks:
+            if track not in (keepalived.get("track_scripts") or {}):
+                raise CommandExecutionError(
+                    f"keepalived:vips:{vname}:track {track} is not in keepalived:track_scripts")
+            script = dict(keepalived["track_scripts"][track])
+            if track == "database":
+                # the members' REST API: left out where the inventory has none (or no port was given)
+                args = database_track_args(inventory, database) if database else []
+                if not args:
+                    continue
+                script["script"] = " ".join([script["script"], *args])
+            scripts[track] = script
+            track_names.append(f"chk_{track}")
+        instances.append({
+            "name": f"VI_{vname}",
+            "vip": vname,
+            "interface": conf.get("interface") or interface,
+            "virtual_router_id": int(conf["virtual_router_id"]),
+            "priority": priority,
+            "advert_int": int(conf.get("advert_int", keepalived["advert_int"])),
+            "nopreempt": conf.get("nopreempt", keepalived["nopreempt"]),
+            "unicast_src_ip": host["ip"],
+            "unicast_peers": [inventory["hosts"][n]["ip"] for n in members if n != host_name],
+            "address": f"{vip['ip']}/{host['prefix']}",
+            "track_scripts": track_names,
+        })
+    return instances, scripts
+
+
+def interface_of(ip, ip4_interfaces):
+    """The first interface (by name) of grains ``ip4_interfaces`` holding ``ip``, or None."""
+    for iface, addrs in sorted((ip4_interfaces or {}).items()):
+        if ip in (addrs or []):
+            return iface
+    return None
+
+
 # ------------------------------------------------------- salt-facing functions
 
 
 def _pillar_inventory():
     return __pillar__.get("inventory")
+
+
+def tls_enabled():
+    """
+    Whether TLS is on for this minion: pillar ``tls:enabled`` read by
+    :py:func:`tls_on` (salt/pki/map.jinja's ``enabled``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call ha_inventory.tls_enabled
+    """
+    return tls_on(__pillar__.get("tls"))
 
 
 def validate(check_secrets=True):
@@ -419,6 +702,7 @@ def validate(check_secrets=True):
     """
     errors = find_errors(_pillar_inventory(), __pillar__.get("secrets"), __pillar__.get("ports"), check_secrets,
                          __pillar__.get("tls") or {}, tls_host_material=__opts__.get("__role") != "master")
+    errors += port_setting_errors(__pillar__, __pillar__.get("ports"))
     if errors:
         raise CommandExecutionError(
             "Invalid pillar, nothing was applied:\n  - " + "\n  - ".join(errors)
@@ -507,4 +791,31 @@ def firewall_rules(name=None, admin_networks=None, tls=False):
         salt-call ha_inventory.firewall_rules
     """
     name = name or __grains__["id"]
-    return rules_for_host(_pillar_inventory(), __pillar__.get("ports"), name, admin_networks, tls)
+    return rules_for_host(_pillar_inventory(), port_map(__pillar__.get("ports"), __pillar__), name, admin_networks, tls)
+
+
+def vrrp(keepalived, name=None, database=None):
+    """
+    This host's (or ``name``'s) keepalived settings ``keepalived`` completed
+    with ``router_id``, ``interface`` (pillar's, else the one holding the
+    host's inventory IP, else ``fallback_interface``), ``instances``,
+    ``scripts`` and ``auth_pass`` (pillar ``secrets:keepalived:auth_pass``).
+    ``database``: ``{port, ca_file}`` of the Patroni REST API for the
+    ``database`` track script. See :py:func:`vrrp_instances`;
+    keepalived/map.jinja calls it.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call ha_inventory.vrrp "{priority_max: 150, priority_step: 50, advert_int: 1, nopreempt: true, vips: {}}"
+    """
+    inv = load()
+    name = name or __grains__["id"]
+    interface = (keepalived.get("interface")
+                 or interface_of(inv["hosts"][name]["ip"], __grains__.get("ip4_interfaces"))
+                 or keepalived.get("fallback_interface"))
+    auth_pass = (__pillar__.get("secrets") or {}).get("keepalived", {}).get("auth_pass", "")
+    instances, scripts = vrrp_instances(inv, keepalived, name, interface, auth_pass, database)
+    return dict(keepalived, router_id=name, interface=interface, instances=instances, scripts=scripts,
+                auth_pass="" if auth_pass is None else str(auth_pass))

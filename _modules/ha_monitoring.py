@@ -25,6 +25,38 @@ EXPORTERS = {
     "alertmanager": ("monitoring", 9093, "/metrics"),
 }
 
+# The blackbox exporter listens on loopback of each monitoring host (port as
+# in pillar/ports.sls): its Prometheus is the only client.
+BLACKBOX_ADDRESS = "127.0.0.1:9115"
+
+# Probes through the blackbox exporter (salt/monitoring/files/blackbox.yml.jinja
+# defines the modules): job -> (role whose hosts are probed, module, target
+# template). Templates take the host's ``ip`` and the ``params`` of
+# ``probe_jobs`` (ports and paths owned by the airflow, postgres and haproxy
+# areas). ``tls`` jobs exist only with pillar tls:enabled; ``vip`` jobs probe
+# the main VIP once instead of each host.
+PROBES = {
+    # each api-server answers its health endpoint
+    "airflow_api": ("webserver", "airflow_api", "http://{ip}:{api_port}{health_path}"),
+    # the components' heartbeats as an api-server reports them (from the DB)
+    "airflow_scheduler_heartbeat": ("webserver", "airflow_scheduler_heartbeat", "http://{ip}:{api_port}{health_path}"),
+    "airflow_triggerer_heartbeat": ("webserver", "airflow_triggerer_heartbeat", "http://{ip}:{api_port}{health_path}"),
+    "airflow_dag_processor_heartbeat": ("webserver", "airflow_dag_processor_heartbeat",
+                                        "http://{ip}:{api_port}{health_path}"),
+    # each process, on its own host
+    "airflow_scheduler": ("scheduler", "http_2xx", "http://{ip}:{scheduler_health_port}/health"),
+    "airflow_worker": ("worker", "tcp_connect", "{ip}:{log_server_port}"),
+    "airflow_triggerer": ("triggerer", "tcp_connect", "{ip}:{trigger_log_server_port}"),
+    # what users reach: the UI/API on the main VIP
+    "airflow_vip": ("vip", "airflow_api", "http://{vip}:{public_port}{health_path}"),
+}
+TLS_PROBES = {
+    "airflow_vip": ("vip", "airflow_api_tls", "https://{vip}:{public_tls_port}{health_path}"),
+    # certificates the cluster serves (their expiry: probe_ssl_earliest_cert_expiry)
+    "tls_patroni": ("postgres", "tls_connect", "{ip}:{restapi_port}"),
+    "tls_haproxy": ("haproxy", "tls_connect", "{ip}:{public_tls_port}"),
+}
+
 
 # With TLS (pillar tls:enabled), jobs scraped over https: what each presents.
 # etcd's client port requires a client certificate of the cluster CA (the
@@ -67,6 +99,47 @@ def jobs_for(inventory, exporters=None, disabled=(), tls=None):
             entry["tls_config"] = {key: tls[key] for key in TLS_JOBS[job]}
         jobs.append(entry)
     return jobs
+
+
+def probes_for(inventory, params, disabled=(), tls=False):
+    """
+    Blackbox probe jobs for an inventory: like ``jobs_for`` (name, metrics_path,
+    targets with a ``host`` label) plus the blackbox ``module``; the targets are
+    what the exporter probes (URLs or host:port), the scrape goes to
+    ``BLACKBOX_ADDRESS``. ``params``: ``api_port``, ``health_path``,
+    ``scheduler_health_port``, ``log_server_port``, ``trigger_log_server_port``,
+    ``public_port``, ``public_tls_port``, ``restapi_port``.
+    """
+    hosts = inventory["hosts"]
+    probes = dict(PROBES, **(TLS_PROBES if tls else {}))
+    jobs = []
+    for job, (role, module, template) in probes.items():
+        if job in disabled:
+            continue
+        if role == "vip":
+            vip = (inventory.get("vips") or {}).get("main")
+            targets = [{"address": template.format(vip=vip["ip"], **params), "host": vip["hostname"]}] if vip else []
+        else:
+            names = sorted(n for n, h in hosts.items() if role in (h.get("roles") or []))
+            targets = [{"address": template.format(ip=hosts[n]["ip"], **params), "host": n} for n in names]
+        if targets:
+            jobs.append({"job_name": job, "metrics_path": "/probe", "module": module, "targets": targets,
+                         "blackbox": BLACKBOX_ADDRESS})
+    return jobs
+
+
+def probe_jobs(params, disabled=(), tls=False):
+    """
+    The blackbox probe jobs of this cluster's inventory (pillar ``inventory``);
+    ``params`` and ``tls`` as in ``probes_for``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call ha_monitoring.probe_jobs '{api_port: 8080, health_path: /api/v2/monitor/health, ...}'
+    """
+    return probes_for(__pillar__["inventory"], params, disabled=disabled, tls=tls)
 
 
 def scrape_jobs(disabled=(), tls=None):

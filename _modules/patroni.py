@@ -20,10 +20,7 @@ CLI Example:
 import base64
 import json
 import os
-import ssl
 import time
-import urllib.error
-import urllib.request
 
 import salt.utils.path
 import salt.utils.yaml
@@ -39,8 +36,20 @@ LAG_COLUMNS = ("Lag in MB", "Receive Lag", "Replay Lag")
 
 def __virtual__():
     if not salt.utils.path.which("patronictl"):
-        return (False, "patronictl is not installed (package patroni)")
+        return (False, "patronictl is not on PATH (the postgres state installs Patroni from requirements/patroni.txt)")
     return __virtualname__
+
+
+def _http(name):
+    """A function of the shared HTTP client ``_utils/ha_http.py``: Salt's
+    ``__utils__`` on a minion (synced by ``saltutil.sync_all``), else imported
+    (a checkout's tools and tests import this module as ``_modules.<name>``)."""
+    utils = globals().get("__utils__") or {}
+    if f"ha_http.{name}" in utils:
+        return utils[f"ha_http.{name}"]
+    from _utils import ha_http
+
+    return getattr(ha_http, name)
 
 
 def _config(config):
@@ -283,6 +292,33 @@ def restart(member=None, config=None):
     return _patronictl(args, config).strip()
 
 
+def remove_cluster(config=None):
+    """
+    Remove the cluster's keys from the DCS (``patronictl remove``: the leader,
+    the members, the initialize key, the dynamic configuration), so that a
+    member started on a restored data directory adopts it as a new cluster.
+    Refuses while any member runs. Answers patronictl's two confirmations.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call patroni.remove_cluster
+    """
+    running = [m["name"] for m in members(config) if m["state"] in HEALTHY_STATES or m["state"] == "starting"]
+    if running:
+        raise CommandExecutionError(f"refusing to remove the cluster from the DCS: members still running: "
+                                    f"{', '.join(running)} (stop Patroni on every member first)")
+    scope = _scope(config)
+    cmd = ["patronictl", "-c", _config(config), "remove", scope]
+    ret = __salt__["cmd.run_all"](cmd, python_shell=False, ignore_retcode=True, output_loglevel="quiet",
+                                  stdin=f"{scope}\nYes I am aware\n")
+    if ret["retcode"] != 0:
+        raise CommandExecutionError(
+            f"patronictl remove {scope} failed (exit {ret['retcode']}): {(ret['stderr'] or ret['stdout']).strip()[-500:]}")
+    return True
+
+
 def pause(config=None):
     """
     Put the cluster in maintenance mode (no automatic failover).
@@ -322,38 +358,24 @@ def show_config(config=None):
     return salt.utils.yaml.safe_load(_patronictl(["show-config"], config)) or {}
 
 
-def _tls_context(conf):
-    """An SSL context verifying the member's REST API against the CA of the
-    Patroni config (``ctl.cacert`` or ``restapi.cafile``, as patronictl does), with
-    ``ctl``'s client certificate when set; None when the REST API is plain http."""
-    restapi, ctl = conf["restapi"], conf.get("ctl") or {}
-    if not restapi.get("certfile"):
-        return None
-    context = ssl.create_default_context(cafile=ctl.get("cacert") or restapi.get("cafile"))
-    if ctl.get("certfile"):
-        context.load_cert_chain(ctl["certfile"], ctl.get("keyfile"))
-    return context
-
-
 def _rest(method, path, body=None, config=None):
+    """One call of the member's REST API through the shared HTTP client
+    (``_utils/ha_http.py``): https when the REST API has a certificate,
+    verified against the CA of the Patroni config (``ctl.cacert`` or
+    ``restapi.cafile``, as patronictl does), with ``ctl``'s client
+    certificate when set."""
     conf = _read_config(config)
-    restapi = conf["restapi"]
-    context = _tls_context(conf)
-    url = f"{'https' if context else 'http'}://{restapi['connect_address']}{path}"
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    restapi, ctl = conf["restapi"], conf.get("ctl") or {}
+    url = f"{'https' if restapi.get('certfile') else 'http'}://{restapi['connect_address']}{path}"
+    context = _http("ssl_context")(url, ctl.get("cacert") or restapi.get("cafile"),
+                                               ctl.get("certfile"), ctl.get("keyfile"))
     auth = restapi.get("authentication")
+    headers = None
     if auth:
         token = base64.b64encode(f"{auth['username']}:{auth['password']}".encode()).decode()
-        req.add_header("Authorization", f"Basic {token}")
-    try:
-        with urllib.request.urlopen(req, timeout=10, context=context) as resp:
-            text = resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        raise CommandExecutionError(f"Patroni REST API {method} {path}: HTTP {exc.code}: {exc.read().decode()[:200]}")
-    except OSError as exc:
-        raise CommandExecutionError(f"Patroni REST API {method} {path} unreachable: {exc}")
-    return json.loads(text) if text.strip().startswith("{") else text
+        headers = {"Authorization": f"Basic {token}"}
+    return _http("request")(method, url, body=body, headers=headers, timeout=10, context=context,
+                                        label=f"Patroni REST API {method} {path}")
 
 
 def edit_config(settings, config=None):

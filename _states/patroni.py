@@ -20,6 +20,12 @@ the dynamic configuration in the DCS as pillar says (compare and set).
 
 import time
 
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+# what the execution module raises (patronictl failed, REST API unreachable,
+# no config): the state fails with the message instead of letting it escape
+FAILURES = (CommandExecutionError, SaltInvocationError)
+
 __virtualname__ = "patroni"
 
 
@@ -81,6 +87,14 @@ def config_applied(name, settings, config=None):
     changes. Values compare as strings, as PostgreSQL parameters do.
     """
     ret = {"name": name, "result": False, "changes": {}, "comment": ""}
+    try:
+        return _config_applied(ret, settings, config)
+    except FAILURES as exc:
+        ret.update(result=False, changes={}, comment=f"Patroni dynamic configuration not applied: {exc}")
+        return ret
+
+
+def _config_applied(ret, settings, config):
     current = __salt__["patroni.show_config"](config=config)
     changes = _diff(current, settings)
     if not changes:

@@ -25,7 +25,11 @@ never appear in changes or comments. All honour ``test=True``.
 
 import time
 
-from salt.exceptions import CommandExecutionError
+from salt.exceptions import CommandExecutionError, SaltInvocationError
+
+# what the execution module raises for a failed rabbitmqctl or a bad argument:
+# the state fails with the message instead of letting it escape
+FAILURES = (CommandExecutionError, SaltInvocationError)
 
 __virtualname__ = "rabbitmq_ha"
 
@@ -40,24 +44,43 @@ def _ret(name):
     return {"name": name, "result": False, "changes": {}, "comment": ""}
 
 
+def _failed(ret, exc):
+    """``ret`` failed with the execution module's message. Nothing is claimed
+    as changed (a user whose update failed half way is compared again on the
+    next run)."""
+    ret.update(result=False, changes={}, comment=f"{ret['name']}: {exc}")
+    return ret
+
+
 def joined(name, node=None, timeout=300):
     """
     Make ``node`` (default: the local node) a member of the cluster of the
     seed node ``name``. A member already (however it got there: classic
-    config peer discovery or an earlier join) is left alone.
+    config peer discovery or an earlier join) is left alone. With
+    ``test=True`` it asks once and waits for nothing.
     """
     ret = _ret(name)
+    would = {"result": None, "changes": {"joined": name},
+             "comment": f"would stop the app, join the cluster of {name} and start the app again"}
     try:
+        if __opts__["test"]:
+            try:
+                member = __salt__["rabbitmq_ha.is_member"](name, node=node)
+            except FAILURES as exc:  # not booted yet: the real run would wait for it
+                ret.update(would, comment=f"{node or 'the local node'} does not answer yet ({exc}); would wait up to "
+                                          f"{timeout} s for it, then join the cluster of {name} unless a member")
+                return ret
+            if member:
+                ret.update(result=True, comment=f"already clustered with {name}")
+            else:
+                ret.update(would)
+            return ret
         __salt__["rabbitmq_ha.await_startup"](timeout=timeout, node=node)
         if __salt__["rabbitmq_ha.is_member"](name, node=node):
             ret.update(result=True, comment=f"already clustered with {name}")
             return ret
-        if __opts__["test"]:
-            ret.update(result=None, changes={"joined": name},
-                       comment=f"would stop the app, join the cluster of {name} and start the app again")
-            return ret
         __salt__["rabbitmq_ha.join"](name, node=node, timeout=timeout)
-    except CommandExecutionError as exc:
+    except FAILURES as exc:
         ret["comment"] = str(exc)
         return ret
     ret.update(result=True, changes={"joined": name}, comment=f"joined the cluster of {name}")
@@ -75,7 +98,7 @@ def cluster_healthy(name, nodes, timeout=300, interval=3, node=None):
     while True:
         try:
             problems = __salt__["rabbitmq_ha.health_problems"](nodes, node=node)
-        except CommandExecutionError as exc:  # the local node still booting is a problem to wait out
+        except FAILURES as exc:  # the local node still booting is a problem to wait out
             problems = [str(exc)]
         if not problems:
             ret.update(result=True, comment=f"RabbitMQ cluster healthy: {len(nodes)} nodes running, "
@@ -94,6 +117,13 @@ def cluster_healthy(name, nodes, timeout=300, interval=3, node=None):
 def vhost_present(name, default_queue_type=None, node=None):
     """A virtual host; ``default_queue_type`` is set at creation."""
     ret = _ret(name)
+    try:
+        return _vhost_present(ret, name, default_queue_type, node)
+    except FAILURES as exc:
+        return _failed(ret, exc)
+
+
+def _vhost_present(ret, name, default_queue_type=None, node=None):
     vhosts = __salt__["rabbitmq_ha.list_vhosts"](node=node)
     if name in vhosts:
         current = vhosts[name]
@@ -119,6 +149,13 @@ def user_present(name, password, tags=(), permissions=None, node=None):
     ({vhost: [configure, write, read]}). The password is never shown.
     """
     ret = _ret(name)
+    try:
+        return _user_present(ret, name, password, tags, permissions, node)
+    except FAILURES as exc:
+        return _failed(ret, exc)
+
+
+def _user_present(ret, name, password, tags=(), permissions=None, node=None):
     if not password:
         ret["comment"] = f"no password for RabbitMQ user {name}: set it in the secrets pillar"
         return ret
@@ -155,6 +192,13 @@ def user_present(name, password, tags=(), permissions=None, node=None):
 def user_absent(name, node=None):
     """No such user (``guest`` ships with the package)."""
     ret = _ret(name)
+    try:
+        return _user_absent(ret, name, node)
+    except FAILURES as exc:
+        return _failed(ret, exc)
+
+
+def _user_absent(ret, name, node=None):
     if name not in __salt__["rabbitmq_ha.list_users"](node=node):
         ret.update(result=True, comment=f"user {name} absent")
         return ret
@@ -170,6 +214,13 @@ def user_absent(name, node=None):
 def policy_present(name, pattern, definition, vhost="/", apply_to="queues", priority=0, node=None):
     """A policy with exactly this pattern, definition, target and priority."""
     ret = _ret(name)
+    try:
+        return _policy_present(ret, name, pattern, definition, vhost, apply_to, priority, node)
+    except FAILURES as exc:
+        return _failed(ret, exc)
+
+
+def _policy_present(ret, name, pattern, definition, vhost="/", apply_to="queues", priority=0, node=None):
     wanted = {"pattern": pattern, "apply_to": apply_to, "definition": dict(definition), "priority": int(priority)}
     current = __salt__["rabbitmq_ha.list_policies"](vhost=vhost, node=node).get(name)
     if current == wanted:
@@ -183,3 +234,4 @@ def policy_present(name, pattern, definition, vhost="/", apply_to="queues", prio
                                        priority=priority, node=node)
     ret.update(result=True, comment=f"set policy {name} on vhost {vhost}")
     return ret
+

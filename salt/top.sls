@@ -5,6 +5,7 @@ base:
   '*':
     - base
     - monitoring.exporters
+    - logs.forward
   'roles:etcd':
     - match: pillar
     - etcd
@@ -49,6 +50,16 @@ base:
     - match: pillar
     - storage.dags
     - airflow.triggerer
+  'roles:ldap':
+    - match: pillar
+    - ldap
+  'roles:logs':
+    - match: pillar
+    - logs
   'roles:monitoring':
     - match: pillar
     - monitoring
+  'roles:backup':
+    - match: pillar
+    - backup
+    - backup.stanza

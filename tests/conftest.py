@@ -34,6 +34,7 @@ def minion_opts(tmp_path_factory):
             "extension_modules": str(tmp / "cache" / "extmods"),
             "module_dirs": [str(REPO / "_modules")],
             "states_dirs": [str(REPO / "_states")],
+            "utils_dirs": [str(REPO / "_utils")],
         }
     )
     return opts

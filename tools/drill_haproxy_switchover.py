@@ -17,46 +17,23 @@ the medians.
 """
 
 import argparse
-import multiprocessing
 import os
-import shutil
 import statistics
+import json
 import subprocess
 import sys
-import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tools")]
 
-import yaml  # noqa: E402
-
-import gen_secrets  # noqa: E402
-import render as render_tool  # noqa: E402
 from drill_patroni_failover import wait_healthy  # noqa: E402
-from tests.haproxy.lb import LoadBalancer, lb_context, switchover_drill, wait_for  # noqa: E402
-from tests.helpers.patroni_cluster import MEMBERS, PatroniCluster  # noqa: E402
-from tests.helpers.state_render import _render_in_fresh_process  # noqa: E402
+from clusters import tls_material  # noqa: E402
+from clusters.base import in_scratch_dir  # noqa: E402
+from clusters.haproxy import LoadBalancer, lb_context, switchover_drill, wait_for  # noqa: E402
+from clusters.patroni import MEMBERS, PatroniCluster  # noqa: E402
+from clusters.state_render import in_fresh_process, make_salt_env  # noqa: E402
 
 OFFSET = 200  # ports clear of tests/postgres (0) and tests/haproxy (100)
-
-
-def salt_env(tmp, tls=True):
-    """Throwaway secrets; with ``tls`` (the default, as in production) a throwaway CA and host certificates."""
-    secrets = {}
-    gen_secrets.fill(secrets)
-    secrets_dir = os.path.join(tmp, "secrets")
-    text = yaml.safe_dump({"secrets": secrets})
-    text = render_tool.with_tls(text, ["compact"], secrets_dir, os.path.join(tmp, "ca")) if tls else \
-        render_tool.without_tls(text)
-    gen_secrets.write_private(os.path.join(secrets_dir, "airflow_ha_secrets.sls"), text)
-    cache = os.path.join(tmp, "cache")
-    render_tool.sync_modules(secrets_dir, cache)
-    return secrets_dir, cache
-
-
-def in_fresh_process(*args):
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(_render_in_fresh_process, args)
 
 
 def main(argv=None):
@@ -67,16 +44,11 @@ def main(argv=None):
     parser.add_argument("--no-tls", action="store_true",
                         help="drill without TLS (plain http checks of the Patroni REST API)")
     args = parser.parse_args(argv)
-    tmp = tempfile.mkdtemp(prefix="airflow-ha-lb-drill-", dir="/var/tmp")
-    os.chmod(tmp, 0o755)  # PostgreSQL runs as postgres below it
-    try:
-        return drill(args, tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return in_scratch_dir("airflow-ha-lb-drill-", drill, args)
 
 
 def drill(args, tmp):
-    env = salt_env(tmp, tls=not args.no_tls)
+    env = make_salt_env(tmp, tls=not args.no_tls, topologies=["compact"])
     etcd_ctx = in_fresh_process("db1", "compact", "etcd", "etcd-config", "debian12", {}, *env, True)
     patroni_ctx = in_fresh_process("db1", "compact", "postgres", "postgres-patroni-config", "debian12", {}, *env, True)
     haproxy_ctx = in_fresh_process("af1", "compact", "haproxy", "haproxy-config", "debian12", {}, *env, True)
@@ -84,6 +56,8 @@ def drill(args, tmp):
         cluster.superuser_password = patroni_ctx["patroni"]["superuser"]["password"]
         ctx = lb_context(haproxy_ctx["haproxy"], cluster, tmp)
         ctx["check"].update({k: v for k, v in (("fastinter", args.fastinter), ("downinter", args.downinter)) if v})
+        if (ctx.get("tls") or {}).get("enabled"):  # the https frontends need a certificate and key (one PEM)
+            ctx["tls"] = dict(ctx["tls"], pem=tls_material.issue(os.path.join(tmp, "lb-pki"))["pem"])
         cfg = os.path.join(tmp, "haproxy.cfg")
         with open(cfg, "w") as f:
             f.write(in_fresh_process("af1", "compact", "haproxy", "haproxy-config", "debian12", {"haproxy": ctx}, *env))
@@ -101,7 +75,11 @@ def drill(args, tmp):
             for run in range(1, args.runs + 1):
                 leader = wait_healthy(cluster)
                 wait_for(lb.settled, 120, "HAProxy to see one leader and two replicas", interval=1)
-                candidate = sorted(m for m in MEMBERS if m != leader)[run % 2]
+                # synchronous_mode (the default): only the synchronous standby may take over
+                rows = json.loads(subprocess.run(["patronictl", "-c", cluster.configs[leader], "list", "-f", "json"],
+                                                 capture_output=True, text=True, check=True).stdout)
+                sync = [r["Member"] for r in rows if str(r.get("Role", "")).lower() in ("sync standby", "sync_standby")]
+                candidate = sync[0] if sync else sorted(m for m in MEMBERS if m != leader)[run % 2]
 
                 def switchover():
                     subprocess.run(["patronictl", "-c", cluster.configs[candidate], "switchover", "--force",

@@ -13,46 +13,27 @@ and the committed rows lost; then the median, and the switchover time
 
 import argparse
 import json
-import multiprocessing
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tools")]
 
-import yaml  # noqa: E402
-
-import gen_secrets  # noqa: E402
-import render as render_tool  # noqa: E402
 from _modules.patroni import normalize_member, summarize  # noqa: E402
-from tests.helpers.patroni_cluster import MEMBERS, PatroniCluster  # noqa: E402
-from tests.helpers.state_render import _render_in_fresh_process  # noqa: E402
+from clusters.base import in_scratch_dir  # noqa: E402
+from clusters.patroni import MEMBERS, PatroniCluster  # noqa: E402
+from clusters.state_render import in_fresh_process, make_salt_env  # noqa: E402
 
 
 def state_contexts(tmp, tls=True):
     """The etcd and postgres states' contexts of compact db1; with ``tls`` (the
     default, as in production) the cluster runs with TLS and its own CA."""
-    secrets = {}
-    gen_secrets.fill(secrets)
-    secrets_dir = os.path.join(tmp, "secrets")
-    text = yaml.safe_dump({"secrets": secrets})
-    text = render_tool.with_tls(text, ["compact"], secrets_dir, os.path.join(tmp, "ca")) if tls else \
-        render_tool.without_tls(text)
-    gen_secrets.write_private(os.path.join(secrets_dir, "airflow_ha_secrets.sls"), text)
-    cache = os.path.join(tmp, "cache")
-    render_tool.sync_modules(secrets_dir, cache)
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(1) as pool:
-        etcd = pool.apply(_render_in_fresh_process, ("db1", "compact", "etcd", "etcd-config", "debian12", {},
-                                                     secrets_dir, cache, True))
-        patroni = pool.apply(_render_in_fresh_process, ("db1", "compact", "postgres", "postgres-patroni-config",
-                                                        "debian12", {}, secrets_dir, cache, True))
-    return etcd, patroni
+    env = make_salt_env(tmp, tls=tls, topologies=["compact"])
+    return (in_fresh_process("db1", "compact", "etcd", "etcd-config", "debian12", {}, *env, True),
+            in_fresh_process("db1", "compact", "postgres", "postgres-patroni-config", "debian12", {}, *env, True))
 
 
 def status(cluster, via):
@@ -89,12 +70,7 @@ def main(argv=None):
     parser.add_argument("--synchronous", action="store_true", help="drill with synchronous_mode on")
     parser.add_argument("--no-tls", action="store_true", help="drill the cluster without TLS (tls:enabled false)")
     args = parser.parse_args(argv)
-    tmp = tempfile.mkdtemp(prefix="airflow-ha-drill-", dir="/var/tmp")
-    os.chmod(tmp, 0o755)  # PostgreSQL runs as postgres below it
-    try:
-        return drill(args, tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    return in_scratch_dir("airflow-ha-drill-", drill, args)
 
 
 def drill(args, tmp):

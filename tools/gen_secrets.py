@@ -10,9 +10,10 @@ goes into this file (``tls:ca_cert``), each host's key and certificate into
 the CA key into ``--ca-dir`` (default ``ca/`` next to it; on a master keep it
 outside every pillar root).
 
-Existing values are kept (re-running adds only what is missing), so the file
-can be regenerated after an upgrade that needs a new secret without rotating
-the others. Nothing is printed but the path: secrets never reach a terminal,
+Existing values are kept (re-running adds only what is missing, and replaces
+a value the render refuses: empty, too short, a well-known default, a copy of
+another secret), so the file can be regenerated after an upgrade that needs a
+new secret without rotating the others. Nothing is printed but the path: secrets never reach a terminal,
 a log or a process list (ssh-keygen gets no passphrase on its command line).
 """
 
@@ -28,6 +29,7 @@ import tempfile
 import yaml
 
 import gen_tls
+from _modules.ha_inventory import secret_problem  # noqa: E402  (gen_tls put the repo on the path)
 
 DEFAULT_OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".secrets", "airflow_ha_secrets.sls")
 ALNUM = string.ascii_letters + string.digits
@@ -67,28 +69,49 @@ def generators():
         "airflow:secret_key": lambda: secrets.token_urlsafe(48),
         "airflow:jwt_secret": lambda: secrets.token_urlsafe(48),
         "airflow:admin_password": password,
+        "airflow:flower_password": password,
+        "ldap:admin_password": password,
+        "ldap:bind_password": password,
+        "ldap:seed_password": password,
         "haproxy:stats_password": password,
         "keepalived:auth_pass": lambda: password(8),
         "ftp:password": password,
         "grafana:admin_password": password,
+        # pgBackRest's repository encryption (repo1-cipher-pass, aes-256-cbc)
+        "pgbackrest:cipher_pass": lambda: password(64),
     }
 
 
 def fill(tree):
-    """Add every missing secret to ``tree`` (the ``secrets`` mapping); return what was added."""
+    """Add every missing secret to ``tree`` (the ``secrets`` mapping), and
+    replace every value the render would refuse (empty, too short, a
+    well-known default, a second copy of another secret: see
+    ``ha_inventory.secret_problem``); return what was added or replaced."""
     added = []
+    seen = set()
     for path, make in generators().items():
         node = tree
         *parents, leaf = path.split(":")
         for part in parents:
             node = node.setdefault(part, {})
-        if not node.get(leaf):
+        if secret_problem(path, node.get(leaf)) or str(node.get(leaf)) in seen:
             node[leaf] = make()
             added.append(path)
+        seen.add(str(node[leaf]))
     card = tree.setdefault("card", {})
-    if not card.get("ssh_private_key") or not card.get("ssh_public_key"):
-        card["ssh_private_key"], card["ssh_public_key"] = ssh_keypair("airflow-worker@card-target")
-        added += ["card:ssh_private_key", "card:ssh_public_key"]
+    for kind, comment in (("ssh", "airflow-worker@card-target"),
+                          # the card target's SSH host key, so the workers verify the host they deliver to
+                          ("host", "card-target-host")):
+        private, public = f"{kind}_private_key", f"{kind}_public_key"
+        if secret_problem(f"card:{private}", card.get(private)) or secret_problem(f"card:{public}", card.get(public)):
+            card[private], card[public] = ssh_keypair(comment)
+            added += [f"card:{private}", f"card:{public}"]
+    # pgBackRest between the repository host and the members over SSH (tls:enabled false)
+    pgbr = tree.setdefault("pgbackrest", {})
+    if (secret_problem("pgbackrest:ssh_private_key", pgbr.get("ssh_private_key"))
+            or secret_problem("pgbackrest:ssh_public_key", pgbr.get("ssh_public_key"))):
+        pgbr["ssh_private_key"], pgbr["ssh_public_key"] = ssh_keypair("postgres@pgbackrest")
+        added += ["pgbackrest:ssh_private_key", "pgbackrest:ssh_public_key"]
     return added
 
 

@@ -26,6 +26,8 @@ names changed, its certificate expires within 30 days or another CA signed it
 import datetime
 import ipaddress
 import os
+import stat
+import sys
 
 import yaml
 from cryptography import x509
@@ -34,6 +36,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from _modules.ha_inventory import read_inventory, topologies as all_topologies  # noqa: E402  (the one loader)
+
 CA_DAYS = 3650
 HOST_DAYS = 730
 RENEW_BEFORE = datetime.timedelta(days=30)
@@ -48,8 +53,13 @@ THROUGH_VIPS = {"main": ("postgres",)}
 
 
 def write_private(path, data):
-    """Write ``data`` (bytes or str) to ``path`` mode 0600 in a 0700 directory, atomically."""
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    """Write ``data`` (bytes or str) to ``path`` mode 0600 in a 0700 directory, atomically. A directory
+    made earlier with a wider mode becomes 0700 (unless it is not ours or shared, sticky like /tmp)."""
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    st = os.stat(directory)
+    if st.st_uid == os.getuid() and not st.st_mode & stat.S_ISVTX and stat.S_IMODE(st.st_mode) & 0o077:
+        os.chmod(directory, 0o700)
     fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(data.encode() if isinstance(data, str) else data)
@@ -245,11 +255,6 @@ def generate(inventories, out_dir, ca_dir=None, force=False):
 def load_topologies(topologies=None, inventory_files=()):
     """The topologies of pillar/inventory (default: all), plus inventory files kept elsewhere
     (a site's own, or the lab's copy that day-2 drills extend)."""
-    inv_dir = os.path.join(ROOT, "pillar", "inventory")
-    topologies = topologies or sorted(f[:-5] for f in os.listdir(inv_dir) if f.endswith(".yaml"))
-    out = []
-    for path in [os.path.join(inv_dir, f"{t}.yaml") for t in topologies] + list(inventory_files):
-        with open(path) as f:
-            out.append(yaml.safe_load(f) or {})
-    return out
+    return ([read_inventory(t) for t in topologies or all_topologies()]
+            + [read_inventory(path=path) for path in inventory_files])
 

@@ -14,16 +14,29 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Debian starts some services on install; the tests start their own.
-  for svc in postgresql patroni etcd rabbitmq-server haproxy keepalived vsftpd prometheus prometheus-alertmanager prometheus-node-exporter; do
+  for svc in postgresql etcd rabbitmq-server haproxy keepalived vsftpd slapd prometheus prometheus-alertmanager prometheus-node-exporter prometheus-blackbox-exporter; do
     if [ -x "/etc/init.d/$svc" ]; then "/etc/init.d/$svc" stop >/dev/null 2>&1 || true; fi
   done
 fi
 python=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ] || ! cmp -s requirements/test.txt .venv/.requirements; then
+# test.txt includes salt.txt (-r): a change of either re-runs pip
+if [ ! -x .venv/bin/python ] || ! cat requirements/salt.txt requirements/test.txt | cmp -s - .venv/.requirements; then
   "$python" -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check -r requirements/test.txt
-  cp requirements/test.txt .venv/.requirements
+  cat requirements/salt.txt requirements/test.txt > .venv/.requirements
 fi
+# Patroni from the same pinned file the postgres state installs, on PATH as
+# the state puts it (/usr/local/bin): the loopback clusters of the tests run it
+patroni_venv=/var/cache/airflow-ha/patroni
+if [ ! -x "$patroni_venv/bin/patroni" ] || ! cmp -s requirements/patroni.txt "$patroni_venv/.requirements"; then
+  rm -rf "$patroni_venv"
+  "$python" -m venv "$patroni_venv"
+  "$patroni_venv/bin/pip" install -q --disable-pip-version-check --no-deps -r requirements/patroni.txt
+  cp requirements/patroni.txt "$patroni_venv/.requirements"
+fi
+chmod -R a+rX "$patroni_venv"
+ln -sf "$patroni_venv/bin/patroni" /usr/local/bin/patroni
+ln -sf "$patroni_venv/bin/patronictl" /usr/local/bin/patronictl
 # Airflow 3 and the 2.x line for the tests, each from the same pinned file the
 # airflow state installs (tests/airflow run the real components from them).
 for major in 3 2; do

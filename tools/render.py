@@ -13,12 +13,16 @@ certificates (tools/gen_tls.py) since TLS is on by default; ``--no-tls``
 renders with ``tls:enabled: false`` instead. ``--secrets FILE`` uses that
 file (and the ``tls/<host>.sls`` files beside it, as tools/gen_secrets.py
 writes them) as it is; add ``--tls`` to issue throwaway TLS material for it.
+Then every orchestrate (salt/orch/*.sls) is rendered for each topology as
+the master would (from its own pillar, the files every host gets), with the
+orchestrate pillar each one takes (e.g. orch.rollback_dags with a release).
 Ends with the line ``rendered H hosts x F os families, N errors`` and exits
 non-zero on errors.
 """
 
 import argparse
 import concurrent.futures
+import json
 import os
 import shutil
 import sys
@@ -30,11 +34,13 @@ os.environ.setdefault("PYTHONWARNINGS", "ignore")  # for the worker processes to
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
+sys.path.insert(0, ROOT)
 
 import yaml  # noqa: E402
 
 import gen_secrets  # noqa: E402
 import gen_tls  # noqa: E402
+from _modules.ha_inventory import read_inventory  # noqa: E402
 
 OS_GRAINS = {
     "debian12": {
@@ -51,8 +57,7 @@ OS_GRAINS = {
 
 
 def topology_hosts(topology):
-    with open(os.path.join(ROOT, "pillar", "inventory", f"{topology}.yaml")) as f:
-        return sorted((yaml.safe_load(f) or {}).get("hosts") or {})
+    return sorted(read_inventory(topology).get("hosts") or {})
 
 
 def minion_opts(host, topology, os_name, secrets_dir, cache_root, override_roots=()):
@@ -115,6 +120,54 @@ def render_host(args):
     return label, errors
 
 
+# the orchestrate pillar each orchestrate is rendered with (more than one: each)
+ORCH_PILLARS = {
+    "orch.add_worker": [lambda hosts: {"host": hosts["worker"][0]}],
+    "orch.deploy_dags": [lambda hosts: {}, lambda hosts: {"source": "salt://dags"}],
+    "orch.rollback_dags": [lambda hosts: {}, lambda hosts: {"release": "0123456789abcdef"}],
+    # without target_time and confirm it renders only its refusal
+    "orch.restore": [lambda hosts: {}, lambda hosts: {"target_time": "2026-12-02 03:00:00+00", "confirm": "restore"}],
+}
+
+
+def render_orchestrate(args):
+    """Render one orchestrate SLS as the master does (its own pillar: the inventory, site and
+    secrets files every host gets); return (label, [errors])."""
+    sls, topology, pillar, secrets_dir, cache_root, *override_roots = args
+    import salt.client
+
+    label = f"{topology}/orchestrate/{sls} {json.dumps(pillar)}"
+    host = topology_hosts(topology)[0]
+    # --pillar-override shadows the master's pillar files too (e.g. a bad orch:preflight)
+    opts = minion_opts(host, topology, "debian12", secrets_dir, cache_root, tuple(override_roots[0]) if override_roots else ())
+    try:
+        ret = salt.client.Caller(mopts=opts).cmd("state.show_sls", sls, pillar=pillar)
+    except Exception as exc:
+        return label, [f"{type(exc).__name__}: {exc}"]
+    if isinstance(ret, list):
+        return label, [str(e) for e in ret]
+    if not isinstance(ret, dict) or not ret:
+        return label, [f"rendered nothing: {ret!r}"]
+    return label, []
+
+
+def orchestrate_jobs(topologies, secrets_dir, cache_root, only_pillar=None, override_roots=()):
+    jobs = []
+    for topo in topologies:
+        by_role = {}
+        for host, spec in sorted((read_inventory(topo).get("hosts") or {}).items()):
+            for role in spec.get("roles", []):
+                by_role.setdefault(role, []).append(host)
+        for path in sorted(os.listdir(os.path.join(ROOT, "salt", "orch"))):
+            if path.endswith(".sls"):
+                sls = "orch." + path[:-4]
+                makers = [lambda hosts: json.loads(only_pillar)] if only_pillar else \
+                    ORCH_PILLARS.get(sls, [lambda hosts: {}])
+                for make in makers:
+                    jobs.append((sls, topo, make(by_role), secrets_dir, cache_root, tuple(override_roots)))
+    return jobs
+
+
 def sync_modules(secrets_dir, cache_root):
     import salt.client
 
@@ -151,6 +204,10 @@ def main(argv=None):
                         help="with --secrets: add tls:enabled and a throwaway CA and host certificates "
                              "(without --secrets they are always issued)")
     parser.add_argument("--no-tls", action="store_true", help="render with tls:enabled false")
+    parser.add_argument("--no-orchestrates", action="store_true", help="hosts only, not salt/orch/*.sls")
+    parser.add_argument("--orchestrates-only", action="store_true", help="salt/orch/*.sls only, no host's highstate")
+    parser.add_argument("--orch-pillar", metavar="JSON", help="render only the orchestrates with this orchestrate "
+                                                                "pillar (e.g. a bad one, to see the render fail)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     topologies = args.topology or ["full", "compact"]
@@ -185,7 +242,14 @@ def main(argv=None):
         ]
         failures = 0
         with concurrent.futures.ProcessPoolExecutor(max_workers=args.jobs) as pool:
-            for label, errors in pool.map(render_host, jobs):
+            results = [] if args.orchestrates_only or args.orch_pillar else list(pool.map(render_host, jobs))
+            if not args.host and not args.no_orchestrates:
+                orch_jobs = orchestrate_jobs(topologies, secrets_dir, cache_root, args.orch_pillar,
+                                             [os.path.abspath(d) for d in args.pillar_override])
+                if args.orch_pillar:
+                    orch_jobs = [j for j in orch_jobs if j[0] in ("orch.deploy_dags", "orch.rollback_dags")]
+                results += list(pool.map(render_orchestrate, orch_jobs))
+            for label, errors in results:
                 if errors:
                     failures += len(errors)
                     print(f"FAIL {label}")
@@ -193,7 +257,7 @@ def main(argv=None):
                         print("   ", err.replace("\n", "\n    "))
                 elif args.verbose:
                     print(f"ok   {label}")
-    hosts = len({(j[1], j[0]) for j in jobs})
+    hosts = 0 if args.orchestrates_only or args.orch_pillar else len({(j[1], j[0]) for j in jobs})
     print(f"rendered {hosts} hosts x {len(os_names)} os families, {failures} errors")
     return 1 if failures else 0
 

@@ -1,4 +1,5 @@
 {%- from 'airflow/map.jinja' import airflow with context %}
+{%- from 'common/tofs.jinja' import files_switch with context %}
 include:
   - airflow.install
 {%- if airflow.tls.enabled %}
@@ -20,7 +21,8 @@ airflow-dirs:
 airflow-cfg:
   file.managed:
     - name: {{ airflow.home }}/airflow.cfg
-    - source: salt://airflow/files/airflow.cfg.jinja
+    # a site's own template wins (common/tofs.jinja)
+    - source: {{ files_switch('airflow', ['airflow.cfg.jinja'], 'airflow-cfg') }}
     - template: jinja
     - user: root
     - group: {{ airflow.user }}
@@ -47,10 +49,11 @@ airflow-celery-config:
     - require:
       - user: airflow-user
 
-# The admin user's password from pillar, never shown, owned by airflow:
-# Airflow 3's simple auth manager reads (and would otherwise generate and
-# print) it here; on 2.x, airflow.migrate creates the admin user of the FAB
-# auth manager from it. Same format: {user: password}.
+# The admin user's password from pillar, never shown, owned by airflow. FAB
+# (the default; the 2.x line always): airflow.migrate makes the break-glass
+# admin, a FAB user in the metadata DB, from it. Airflow 3's simple auth
+# manager (pillar airflow:auth:manager simple) reads (and would otherwise
+# generate and print) it. Same format: {user: password}.
 {%- set passwords = {airflow.admin_user: salt['pillar.get']('secrets:airflow:admin_password')} %}
 airflow-admin-password:
   file.managed:
@@ -62,19 +65,46 @@ airflow-admin-password:
     - show_changes: False
     - require:
       - user: airflow-user
-{%- if airflow.major | int < 3 %}
+{%- if airflow.auth.warning %}
 
-# Flask settings of the Airflow 2 webserver (FAB auth manager, users in the
-# metadata DB); managed so the webserver does not write its own.
+airflow-auth-simple-warning:
+  test.show_notification:
+    - text: {{ airflow.auth.warning | json }}
+{%- endif %}
+{%- if airflow.fab %}
+
+# Flask settings of the FAB auth manager ([fab] config_file): on Airflow 3
+# LDAP logins with groups mapped to roles (pillar airflow:auth), the
+# session cookies; managed so Airflow does not write its own.
 airflow-webserver-config:
   file.managed:
     - name: {{ airflow.home }}/webserver_config.py
-    - source: salt://airflow/files/webserver_config.py
+    - source: {{ files_switch('airflow', ['webserver_config.py.jinja'], 'airflow-webserver-config') }}
+    - template: jinja
     - user: root
     - group: {{ airflow.user }}
     - mode: '0644'
+    - context:
+        airflow: {{ airflow | json }}
     - require:
       - user: airflow-user
+{%-   if airflow.major | int >= 3 and airflow.webserver_host %}
+      - file: airflow-ldap-bind-password
+
+# The directory search account's password (webserver_config.py reads it), on
+# the api-server hosts only: airflow only, never on a command line or in
+# state output.
+airflow-ldap-bind-password:
+  file.managed:
+    - name: {{ airflow.ldap_bind_password_file }}
+    - contents_pillar: secrets:ldap:bind_password
+    - user: {{ airflow.user }}
+    - group: {{ airflow.user }}
+    - mode: '0600'
+    - show_changes: False
+    - require:
+      - user: airflow-user
+{%-   endif %}
 {%- endif %}
 
 {%- if airflow.card_target %}

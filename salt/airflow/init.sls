@@ -1,5 +1,6 @@
-# Install and configure Airflow; the component SLSs (scheduler, webserver, ...)
-# add their systemd units.
+# Install and configure Airflow, its housekeeping timers; the component SLSs
+# (scheduler, webserver, ...) add their systemd units.
 include:
   - airflow.install
   - airflow.config
+  - airflow.housekeeping

@@ -27,9 +27,12 @@ airflow-venv:
 
 airflow-installed:
   cmd.run:
-    - name: {{ airflow.venv }}/bin/pip install --no-deps {{ airflow.pip_args }} -r {{ airflow.home }}/requirements.txt
-    # reinstall only when the venv does not hold the requested version
-    - unless: {{ (airflow.venv ~ "/bin/pip show apache-airflow | grep -qx 'Version: " ~ airflow.version ~ "'") | json }}
+    # the installed pinned file is kept in the venv: a changed pin (a new
+    # provider, issue 26's FAB) reinstalls, an unchanged one does not
+    - name: {{ (airflow.venv ~ '/bin/pip install --no-deps ' ~ airflow.pip_args ~ ' -r ' ~ airflow.home
+                ~ '/requirements.txt && cp ' ~ airflow.home ~ '/requirements.txt ' ~ airflow.venv ~ '/.airflow_ha_requirements') | json }}
+    - unless: {{ (airflow.venv ~ "/bin/pip show apache-airflow | grep -qx 'Version: " ~ airflow.version ~ "' && cmp -s "
+                  ~ airflow.home ~ "/requirements.txt " ~ airflow.venv ~ "/.airflow_ha_requirements") | json }}
     - require:
       - cmd: airflow-venv
       - file: airflow-requirements

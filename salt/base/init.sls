@@ -6,5 +6,6 @@ include:
   - base.packages
   - base.users
   - base.timesync
+  - base.journald
   - base.firewall
   - base.selinux

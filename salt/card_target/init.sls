@@ -1,6 +1,8 @@
 {%- from 'card_target/map.jinja' import card with context %}
 # The card-processing target: a service account that only the Celery workers'
-# key opens, and only from the workers' addresses; batch folders; the script.
+# key opens, and only from the workers' addresses; batch folders (with the
+# idempotency ledger of card-process-batch); the script, which reads the
+# folders under --base.
 card-target-account:
   user.present:
     - name: {{ card.user }}
@@ -49,3 +51,32 @@ card-target-processing-script:
     - mode: '0755'
     - user: root
     - group: root
+
+# The SSH host key of the target from pillar (tools/gen_secrets.py), so the
+# workers' connection verifies it (AIRFLOW_CONN_CARD_TARGET_SSH host_key)
+# instead of trusting whatever answers.
+card-target-ssh-host-key:
+  file.managed:
+    - name: {{ card.ssh_host_key | json }}
+    - contents_pillar: secrets:card:host_private_key
+    - user: root
+    - group: root
+    - mode: '0600'
+    - show_changes: False
+
+card-target-ssh-host-public-key:
+  file.managed:
+    - name: {{ (card.ssh_host_key ~ '.pub') | json }}
+    - contents_pillar: secrets:card:host_public_key
+    - user: root
+    - group: root
+    - mode: '0644'
+    # public, but a value of the secrets pillar: no value of it is printed
+    - show_changes: False
+
+card-target-sshd-reloaded:
+  # (try-restart: a stopped sshd stays stopped; open sessions survive)
+  cmd.run:
+    - name: systemctl try-restart {{ card.ssh_service }}
+    - onchanges:
+      - file: card-target-ssh-host-key

@@ -1,6 +1,12 @@
 {%- from 'ftp/map.jinja' import ftp, this_host with context %}
 # vsftpd: one chrooted local account (password from pillar secrets:ftp:password),
-# TLS required for login and data, passive ports of the port map.
+# TLS required for login and data (the host's certificate of the cluster CA
+# with pillar tls:enabled), passive ports of the port map.
+{%- if ftp.tls.pki_key %}
+include:
+  - pki
+{%- endif %}
+
 ftp-vsftpd-package:
   pkg.installed:
     - name: {{ ftp.package }}
@@ -32,7 +38,7 @@ ftp-chroot-root:
     - require:
       - user: ftp-account
 
-{%- for folder in ['inbox', 'outbox'] %}
+{%- for folder in ftp.folders %}
 ftp-folder-{{ folder }}:
   file.directory:
     - name: {{ ftp.root }}/{{ ftp.user }}/{{ folder }}
@@ -42,6 +48,23 @@ ftp-folder-{{ folder }}:
     - require:
       - file: ftp-chroot-root
 {%- endfor %}
+
+{%- if ftp.tls.pki_key %}
+ftp-tls-key:
+  # vsftpd's own copy of the host key: it reads it as root before dropping
+  # privileges, so root-only
+  file.managed:
+    - name: {{ ftp.tls.key | json }}
+    - contents_pillar: tls:key
+    - user: root
+    - group: root
+    - mode: '0600'
+    - show_changes: False
+    - require:
+      - file: pki-dir
+    - require_in:
+      - file: ftp-vsftpd-config
+{%- endif %}
 
 {%- if ftp.tls.self_signed %}
 ftp-tls-dir:
@@ -101,5 +124,10 @@ ftp-vsftpd-running:
     - watch:
       - file: ftp-vsftpd-config
       - file: ftp-userlist
+{%- if ftp.tls.pki_key %}
+      # vsftpd reads its certificate at start only: a renewal restarts it
+      - file: ftp-tls-key
+      - file: pki-host-cert
+{%- endif %}
     - require:
       - file: ftp-chroot-root

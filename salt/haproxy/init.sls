@@ -1,4 +1,5 @@
 {%- from 'haproxy/map.jinja' import haproxy with context %}
+{%- from 'common/tofs.jinja' import files_switch with context %}
 # The load-balancer tier: HAProxy in front of the Patroni leader (5000), the
 # replicas (6000), the Airflow UI/API (80) and Flower (5555), with its stats
 # page and Prometheus exporter (7000); keepalived moves the main VIP between
@@ -17,7 +18,8 @@ haproxy-package:
 haproxy-config:
   file.managed:
     - name: {{ haproxy.config | json }}
-    - source: salt://haproxy/files/haproxy.cfg.jinja
+    # a site's own template wins (common/tofs.jinja)
+    - source: {{ files_switch('haproxy', ['haproxy.cfg.jinja'], 'haproxy-config') }}
     - template: jinja
     - user: root
     - group: {{ haproxy.group | json }}

@@ -40,8 +40,11 @@ monitoring-alertmanager-config:
     - template: jinja
     - mode: '0640'
     - group: {{ monitoring.user }}
+    # may hold the SMTP password (pillar secrets:alertmanager:smtp_password)
+    - show_changes: False
     - context:
         monitoring: {{ monitoring | json }}
+        smtp_password: {{ salt['pillar.get']('secrets:alertmanager:smtp_password', '') | json }}
     - check_cmd: /usr/bin/amtool check-config
     - require:
       - pkg: monitoring-prometheus-packages

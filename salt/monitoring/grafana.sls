@@ -1,11 +1,58 @@
 {%- from 'monitoring/map.jinja' import monitoring with context %}
-{%- if monitoring.grafana.enabled %}
+{%- set grafana = monitoring.grafana %}
+{%- set repo = grafana.repo %}
+{%- if grafana.install or repo.enabled %}
 include:
   - monitoring.repos
+{%- if repo.enabled %}
+{%-   if grains['os_family'] == 'Debian' %}
+
+# Grafana's APT repository (or an internal mirror: pillar
+# monitoring:grafana:repo:url and key_url), its key in a keyring of its own
+monitoring-grafana-repo-key:
+  file.managed:
+    - name: {{ repo.keyring | json }}
+    - source: {{ repo.key_url | json }}
+{%-     if repo.key_hash %}
+    - source_hash: {{ repo.key_hash | json }}
+{%-     else %}
+    # the key is the trust anchor itself, fetched over https (pin it with key_hash)
+    - skip_verify: True
+{%-     endif %}
+    - makedirs: True
+    - mode: '0644'
+
+monitoring-grafana-repo:
+  pkgrepo.managed:
+    - name: {{ ('deb [signed-by=' ~ repo.keyring ~ '] ' ~ repo.url ~ ' ' ~ repo.dist) | json }}
+    - file: /etc/apt/sources.list.d/grafana.list
+    - clean_file: True
+    - aptkey: False
+    - refresh: True
+    - require:
+      - file: monitoring-grafana-repo-key
+    - require_in:
+      - pkg: monitoring-grafana-package
+{%-   else %}
+
+# Grafana's YUM repository (or an internal mirror: pillar
+# monitoring:grafana:repo:url and key_url)
+monitoring-grafana-repo:
+  pkgrepo.managed:
+    - name: grafana
+    - humanname: Grafana
+    - baseurl: {{ repo.url | json }}
+    - gpgkey: {{ repo.key_url | json }}
+    - gpgcheck: 1
+    - repo_gpgcheck: 1
+    - require_in:
+      - pkg: monitoring-grafana-package
+{%-   endif %}
+{%- endif %}
 
 monitoring-grafana-package:
   pkg.installed:
-    - name: {{ monitoring.grafana.package }}
+    - name: {{ grafana.package | json }}
 
 monitoring-grafana-admin-password:
   file.managed:
@@ -57,7 +104,7 @@ monitoring-grafana-running:
       - file: monitoring-grafana-dashboard-provider
       - file: monitoring-grafana-dashboards
 {%- else %}
-# Grafana is not packaged for this OS family on the reachable registries (see
-# osfamilymap.yaml); its provisioning files and dashboards are still
+# Grafana off: neither its repository (pillar monitoring:grafana:repo:enabled)
+# nor install: True. Its provisioning files and dashboards are still
 # validated by the tests.
 {%- endif %}

@@ -1,9 +1,12 @@
 {#- Bare hosts to a working HA Airflow: salt-run state.orchestrate orch.bringup
+    First orch.preflight's checks (nothing changed when a host is not ready).
     Each step waits on health through the custom states its SLS ends with
     (etcd /health, patroni.cluster_healthy, rabbitmq_ha.cluster_healthy...),
     never on sleeps, and a failed step stops the run (failhard), naming the
     host and the state that failed. -#}
 {%- from 'orch/map.jinja' import orch with context %}
+{%- from 'orch/dags.jinja' import deploy, step with context %}
+{%- from 'orch/preflight.jinja' import preflight with context %}
 
 orch-sync-modules:
   salt.function:
@@ -11,13 +14,18 @@ orch-sync-modules:
     - tgt: '*'
     - failhard: True
 
+# before anything changes: every host ready (orch.preflight, docs/operations.md)
+{{ preflight(orch, 'orch-sync-modules') }}
+
 orch-base:
+  # with the base role, every host's log forwarding (docs/logs.md), so the
+  # bring-up itself is in the central logs
   salt.state:
     - tgt: '*'
-    - sls: [base]
+    - sls: [base, logs.forward]
     - failhard: True
     - require:
-      - salt: orch-sync-modules
+      - salt: orch-preflight
 
 {%- for step in orch.steps %}
 
@@ -43,6 +51,11 @@ orch-airflow-db-migrated:
     - require:
       - salt: orch-{{ orch.steps[-1].name }}
 
+# the DAG set, validated on the first scheduler (its venv and env file are
+# there since airflow-config), staged and switched on every release host
+# before any DAG processor starts (docs/dag-deploy.md)
+{{ deploy(orch, 'orch-airflow-db-migrated', parsed=False) }}
+
 orch-highstate:
   # every Airflow component, and anything a role step above did not cover
   salt.state:
@@ -50,7 +63,9 @@ orch-highstate:
     - highstate: True
     - failhard: True
     - require:
-      - salt: orch-airflow-db-migrated
+      - salt: orch-dags-switched
+
+{{ step('orch-dags-parsed', orch.migrate_host, 'parsed', orch, 'orch-highstate') }}
 
 orch-smoke-dag:
   salt.function:
@@ -63,4 +78,4 @@ orch-smoke-dag:
         timeout: {{ orch.smoke_timeout }}
     - failhard: True
     - require:
-      - salt: orch-highstate
+      - salt: orch-dags-parsed

@@ -8,6 +8,10 @@ include:
 {%- if postgres.patroni.tls.enabled %}
   - pki
 {%- endif %}
+{%- if postgres.archiving %}
+  # pgBackRest: archive_command and restore_command call it (salt/backup)
+  - backup.member
+{%- endif %}
 
 {%- for name, repo in postgres.get('repos', {}).items() %}
 postgres-repo-{{ name }}:
@@ -23,7 +27,7 @@ postgres-repo-{{ name }}:
 
 postgres-packages:
   pkg.installed:
-    - pkgs: {{ (postgres.packages + (postgres.tls_packages if postgres.patroni.tls.enabled else [])) | json }}
+    - pkgs: {{ postgres.packages | json }}
 
 postgres-packaged-cluster-stopped:
   # the distribution's own cluster would take port 5432 from Patroni's
@@ -33,39 +37,73 @@ postgres-packaged-cluster-stopped:
     - require:
       - pkg: postgres-packages
 
-{%- if postgres.get('patroni_api_py') %}
-# Patroni 3.0.2 (Debian 12) writes two /metrics lines Prometheus cannot parse
-# (a space before the labels of patroni_postgres_server_version, "None" as a
-# replica's timeline), so the whole scrape fails; the upstream fix of 3.0.3,
-# applied before Patroni first starts. The patterns match only the broken
-# lines: on a fixed Patroni these states change nothing. A Patroni already
-# running picks the fix up at its next restart.
-postgres-patroni-metrics-version-line-fixed:
-  file.replace:
-    - name: {{ postgres.patroni_api_py }}
-    - pattern: 'patroni_postgres_server_version \{0\}'
-    - repl: 'patroni_postgres_server_version{0}'
-    - require:
-      - pkg: postgres-packages
-    - require_in:
-      - service: postgres-patroni-running
+{%- set install = postgres.patroni_install %}
+postgres-patroni-requirements:
+  file.managed:
+    - name: {{ (install.home ~ '/requirements.txt') | json }}
+    - source: salt://postgres/files/{{ install.requirements }}
+    - makedirs: True
+    - mode: '0644'
 
-postgres-patroni-metrics-timeline-fixed:
-  file.replace:
-    - name: {{ postgres.patroni_api_py }}
-    - pattern: "postgres.get\\('timeline', 0\\)\\)"
-    - repl: "postgres.get('timeline') or 0)"
+postgres-patroni-venv:
+  cmd.run:
+    - name: {{ (postgres.python ~ ' -m venv ' ~ install.venv) | json }}
+    - creates: {{ (install.venv ~ '/bin/pip') | json }}
     - require:
       - pkg: postgres-packages
-    - require_in:
-      - service: postgres-patroni-running
-{%- endif %}
+
+postgres-patroni-installed:
+  cmd.run:
+    - name: {{ (install.venv ~ '/bin/pip install --no-deps ' ~ install.pip_args ~ ' -r ' ~ install.home ~ '/requirements.txt') | json }}
+    # reinstall only when the venv does not hold the pinned version
+    - unless: {{ (install.venv ~ "/bin/pip show patroni | grep -qx 'Version: " ~ install.version ~ "'") | json }}
+    - require:
+      - cmd: postgres-patroni-venv
+      - file: postgres-patroni-requirements
+
+{%- for command in ['patroni', 'patronictl'] %}
+
+postgres-{{ command }}-command:
+  # on PATH for the patroni execution module, the validator and operators
+  file.symlink:
+    - name: /usr/local/bin/{{ command }}
+    - target: {{ (install.venv ~ '/bin/' ~ command) | json }}
+    - force: True
+    - require:
+      - cmd: postgres-patroni-installed
+{%- endfor %}
+
+postgres-patroni-unit:
+  file.managed:
+    - name: /etc/systemd/system/{{ postgres.service }}.service
+    - source: salt://postgres/files/patroni.service.jinja
+    - template: jinja
+    - mode: '0644'
+    - context:
+        user: {{ postgres.user | json }}
+        patroni: {{ (install.venv ~ '/bin/patroni') | json }}
+        config: {{ postgres.config | json }}
+    - require:
+      - cmd: postgres-patroni-installed
+
+# a Patroni already running (an upgrade of the pinned version, or of its unit)
+# restarts on the new one: apply host by host (salt -b 1, a rolling
+# orchestrate) so that one member at a time hands over; a fresh host has no
+# Patroni running yet and try-restart leaves it alone
+postgres-patroni-restarted-for-a-new-version:
+  cmd.run:
+    - name: systemctl daemon-reload && systemctl try-restart {{ postgres.service }}
+    - onchanges:
+      - cmd: postgres-patroni-installed
+      - file: postgres-patroni-unit
 
 postgres-patroni-validator:
   file.managed:
     - name: /usr/local/sbin/patroni-validate-config
     - source: salt://postgres/files/patroni-validate-config.py
     - mode: '0755'
+    - require:
+      - file: postgres-patroni-command
 
 {%- if postgres.patroni.tls.enabled %}
 
@@ -120,6 +158,10 @@ postgres-patroni-running:
 {%- endif %}
     - require:
       - service: postgres-packaged-cluster-stopped
+      - cmd: postgres-patroni-restarted-for-a-new-version
+{%- if postgres.archiving %}
+      - file: backup-config
+{%- endif %}
 {%- if 'etcd' in this_host.roles %}
       - http: etcd-healthy
 {%- endif %}
@@ -159,6 +201,25 @@ postgres-dcs-config:
         config: {{ postgres.config }}
     - require:
       - patroni: postgres-cluster-healthy
+
+{%- if postgres.archiving %}
+
+# archive_mode needs a restart: a cluster that ran without archiving (the
+# backup role added later) restarts every member once, from the leader, after
+# Patroni wrote the new parameters (one loop_wait). Never again: the leader
+# then reports archive_mode on.
+postgres-restarted-for-archiving:
+  cmd.run:
+    - name: {{ ('sleep ' ~ (postgres.dcs.loop_wait | int + 5) ~ ' && patronictl -c ' ~ postgres.config ~ ' restart '
+                ~ postgres.scope ~ ' --force') | json }}
+    - onlyif:
+      - fun: patroni.is_leader
+        config: {{ postgres.config }}
+      - {{ (postgres.bin_dir ~ '/psql -XAtc "SHOW archive_mode" | grep -qx off') | json }}
+    - runas: {{ postgres.user | json }}
+    - require:
+      - patroni: postgres-dcs-config
+{%- endif %}
 
 postgres-airflow-role:
   postgres_user.present:

@@ -112,6 +112,45 @@ rabbitmq-tls-reload:
       - service: rabbitmq-running
 {%- endif %}
 
+{%- if rabbitmq.partition_heal.enabled %}
+
+rabbitmq-partition-heal-script:
+  file.managed:
+    - name: {{ rabbitmq.partition_heal.script | json }}
+    - source: salt://rabbitmq/files/rabbitmq-partition-heal.py
+    - mode: '0755'
+
+{%-   for unit in ('service', 'timer') %}
+
+rabbitmq-partition-heal-{{ unit }}-unit:
+  file.managed:
+    - name: /etc/systemd/system/rabbitmq-partition-heal.{{ unit }}
+    - source: salt://rabbitmq/files/rabbitmq-partition-heal.{{ unit }}.jinja
+    - template: jinja
+    - mode: '0644'
+    - context:
+        rabbitmq: {{ rabbitmq | json }}
+{%-   endfor %}
+
+rabbitmq-partition-heal-units-loaded:
+  cmd.run:
+    - name: systemctl daemon-reload
+    - onchanges:
+      - file: rabbitmq-partition-heal-service-unit
+      - file: rabbitmq-partition-heal-timer-unit
+
+rabbitmq-partition-heal-timer:
+  service.running:
+    - name: rabbitmq-partition-heal.timer
+    - enable: True
+    - watch:
+      - file: rabbitmq-partition-heal-timer-unit
+    - require:
+      - file: rabbitmq-partition-heal-script
+      - cmd: rabbitmq-partition-heal-units-loaded
+      - service: rabbitmq-running
+{%- endif %}
+
 {%- if rabbitmq.node != rabbitmq.seed %}
 
 rabbitmq-joined:

@@ -1,6 +1,6 @@
 {%- from 'storage/map.jinja' import storage with context %}
 # NFS primary and standby of the DAG folder. Salt is the single writer of the
-# DAGs and pushes them to BOTH servers on every deploy, so the standby is
+# DAGs and stages each release on BOTH servers, switching both, so the standby is
 # always in sync without a replication daemon (lsyncd or DRBD would add a
 # second source of truth to keep consistent after a failover). The NFS VIP
 # (inventory:vips:nfs) moves between them with keepalived (salt/keepalived).
@@ -11,17 +11,27 @@ storage-nfs-server-package:
   pkg.installed:
     - name: {{ storage.nfs_server_package }}
 
+# The export holds the versioned releases of the DAG set and `current`, the
+# symlink orch.deploy_dags switches on both servers (docs/dag-deploy.md); a
+# server without a release gets its first one here.
 storage-nfs-export-dir:
-  file.recurse:
-    - name: {{ storage.nfs.export }}
-    - source: {{ storage.dags.source }}
-    - clean: True
-    - makedirs: True
+  file.directory:
+    - names:
+      - {{ storage.nfs.export }}
+      - {{ storage.nfs_releases_dir }}
     - user: root
     - group: root
-    - dir_mode: '0755'
-    - file_mode: '0644'
-    - exclude_pat: README.md
+    - mode: '0755'
+    - makedirs: True
+
+storage-nfs-dags-release:
+  dag_release.present:
+    - name: {{ storage.nfs_link | json }}
+    - source: {{ storage.dags.source | json }}
+    - releases_dir: {{ storage.nfs_releases_dir | json }}
+    - keep: {{ storage.releases.keep | int }}
+    - require:
+      - file: storage-nfs-export-dir
 
 storage-nfs-exports:
   file.managed:

@@ -28,7 +28,8 @@ def _version(major):
 
 
 def _airflow(major):
-    return Path(f"/var/cache/airflow-ha/pin{major}/bin/airflow")
+    # AIRFLOW_HA_PIN<major> names another venv (a copy with new pins, before make deps rebuilds)
+    return Path(os.environ.get(f"AIRFLOW_HA_PIN{major}", f"/var/cache/airflow-ha/pin{major}")) / "bin" / "airflow"
 
 
 def _settings(tmp_path, major):
@@ -42,6 +43,11 @@ def _settings(tmp_path, major):
                     # tls:enabled is the default: the broker over amqps, the API's CA (salt/airflow/map.jinja)
                     tls={"enabled": True, "ca_file": str(tmp_path / "ca.crt")})
     airflow_ha.check_settings(settings)
+    # access control as salt/airflow/map.jinja makes it: the lab's directory (the ldap role's defaults)
+    ldap = dict(yaml.safe_load((REPO / "salt" / "ldap" / "defaults.yaml").read_text()), ldapi_socket="/run/ldapi")
+    layout = airflow_ha.ldap_layout(ldap, "lab.internal", ["10.83.0.13"])
+    settings.update(auth=airflow_ha.auth_settings(settings["auth"], major, layout, str(tmp_path / "ca.crt")),
+                    fab=True, admin_passwords_file=str(tmp_path / "admin_passwords.json"))
     return settings
 
 
@@ -62,9 +68,17 @@ def test_real_airflow_reads_rendered_config(tmp_path, major):
     env = dict(os.environ, AIRFLOW_HOME=str(tmp_path), AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=conn,
                AIRFLOW__CELERY__BROKER_URL=broker)
     assert _get(major, env, "core", "executor") == "CeleryExecutor"
+    assert _get(major, env, "fab", "session_lifetime_minutes") == "60"
+    assert _get(major, env, "fab", "cookie_secure") == "True"
     if major >= 3:
         assert _get(major, env, "core", "execution_api_server_url") == "http://127.0.0.1:48080/execution/"
         assert _get(major, env, "api", "port") == "48080"
+        # every DAG processor re-lists the DAG folder every dag_refresh_interval (docs/dag-deploy.md)
+        assert _get(major, env, "dag_processor", "refresh_interval") == "0"
+        assert _get(major, env, "dag_processor", "bundle_refresh_check_interval") == str(
+            settings["dag_refresh_interval"])
+        assert _get(major, env, "core", "auth_manager") == \
+            "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
     else:
         assert _get(major, env, "webserver", "web_server_port") == "48080"
         assert _get(major, env, "scheduler", "standalone_dag_processor") == "True"

@@ -4,14 +4,15 @@ the 2.x line (pillar airflow:major / version / requirements).
 The states of one Airflow host (af1 of the compact topology) are compiled with
 a pillar `airflow` that moves directories, ports and the venv onto this
 machine and selects the line; their files (airflow.cfg, the env file, the
-Celery settings, the admin password file; on 2.x also webserver_config.py and
-the admin script) are written as the states would, with only the addresses
+Celery settings, the admin password file, webserver_config.py and the admin
+script of the FAB auth manager) are written as the states would, with only the addresses
 the inventory decides (DB VIP, RabbitMQ hosts, API URL, statsd) moved onto
 loopback. The venv is the one built from the pinned requirements of the line;
 a real PostgreSQL and a real RabbitMQ node (vhost and user made by the
 rabbitmq_ha states) back it. The commands of the migrate states run as Salt
-runs them (`unless` first): `airflow db migrate`, and on 2.x the admin user
-of the FAB auth manager. Then every component runs with the arguments of its
+runs them (`unless` first): `airflow db migrate`, and the admin user of the
+FAB auth manager (Airflow 3: the break-glass admin, which logs in without the
+directory). Then every component runs with the arguments of its
 systemd unit (api-server or webserver, scheduler, DAG processor, triggerer,
 Celery worker); the shipped smoke DAG is triggered through the REST API of the
 line (/api/v2 with a JWT, /api/v1 with basic auth) and must succeed on the
@@ -19,12 +20,10 @@ worker. Prints the migration time, the scheduling latency and the task rate
 of one worker for each line."""
 
 import json
-import multiprocessing
 import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -37,7 +36,9 @@ import yaml
 
 import _modules.airflow_ha as airflow_ha
 from tests.helpers.inventory import REPO
-from tests.helpers.rabbitmq_cluster import RabbitCluster
+from tests.helpers.processes import as_postgres, stop_groups
+from clusters.rabbitmq import RabbitCluster
+from clusters import state_render
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 # SLS of each component -> the name of its unit (airflow-<name>-unit)
@@ -66,7 +67,8 @@ class Line:
 
     @property
     def venv(self):
-        return Path(f"/var/cache/airflow-ha/pin{self.major}")
+        # AIRFLOW_HA_PIN<major> names another venv (a copy with new pins, before make deps rebuilds)
+        return Path(os.environ.get(f"AIRFLOW_HA_PIN{self.major}", f"/var/cache/airflow-ha/pin{self.major}"))
 
     @property
     def url(self):
@@ -93,11 +95,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
     for major, line in LINES.items()])
 def line(request):
     return request.param
-
-
-def as_postgres(*cmd, **kwargs):
-    return subprocess.run(["runuser", "-u", "postgres", "--", *map(str, cmd)], check=True, capture_output=True,
-                          text=True, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -156,50 +153,6 @@ def broker(line, workdir, state_file_context, render_secrets, minion_opts):
 
 
 # ------------------------------------------------ the states of one host
-def _compile_states(sls, pillar_root, context_overrides, secrets_dir, cache_root):
-    """In a fresh process (Salt caches grains and pillar per process): compile
-    ``sls`` for HOST with ``pillar_root`` shadowing the repo's pillar, and
-    return {state id: {"fun": ..., "args": {...}, "text": file contents}} with
-    each file.managed's contents as the state writes them (its template
-    rendered with its own context, ``context_overrides`` merged into the
-    ``airflow`` dict)."""
-    import salt.client
-
-    import render as render_tool
-
-    opts = render_tool.minion_opts(HOST, TOPOLOGY, "debian12", secrets_dir, cache_root, (pillar_root,))
-    caller = salt.client.Caller(mopts=opts)
-    high = caller.cmd("state.show_sls", ",".join(sls))
-    if not isinstance(high, dict):
-        raise RuntimeError(f"{sls} did not compile for {HOST}: {high}")
-    states = {}
-    for state_id, body in high.items():
-        for mod, fun_args in body.items():
-            if mod.startswith("__"):
-                continue
-            args = {}
-            for arg in fun_args:
-                if isinstance(arg, dict):
-                    args.update(arg)
-                else:
-                    fun = f"{mod}.{arg}"
-            state = {"fun": fun, "args": args, "text": None}
-            if fun == "file.managed":
-                if "contents" in args:
-                    state["text"] = args["contents"]
-                elif "source" in args:
-                    source = args["source"].replace("salt://", str(REPO / "salt") + "/")
-                    with open(source) as f:
-                        text = f.read()
-                    if args.get("template") == "jinja":
-                        context = dict(args.get("context") or {})
-                        context["airflow"] = dict(context.get("airflow") or {}, **context_overrides)
-                        text = caller.cmd("file.apply_template_on_contents", text, "jinja", context, {}, "base")
-                    state["text"] = text
-            states[state_id] = state
-    return states
-
-
 @pytest.fixture(scope="module")
 def host_states(line, workdir, salt_env, tmp_path_factory):
     home, dags = workdir / "home", workdir / "dags"
@@ -216,8 +169,7 @@ def host_states(line, workdir, salt_env, tmp_path_factory):
     overrides = {"db_host": "127.0.0.1", "rabbit_hosts": [f"127.0.0.1:{line.rabbit_base}"], "api_url": line.url,
                  "statsd_host": "127.0.0.1"}
     sls = ["airflow.migrate", *(f"airflow.{c}" for c in COMPONENTS)]
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(_compile_states, (sls, str(pillar_root), overrides, *salt_env))
+    return state_render.host_states(HOST, TOPOLOGY, sls, pillar_root, {"airflow": overrides}, salt_env)
 
 
 def write_files(states, ids):
@@ -255,10 +207,15 @@ def airflow(line, workdir, host_states, postgres, broker):
     for dag in (REPO / "salt" / "dags").glob("*.py"):
         shutil.copy(dag, dags)
     (home / "logs").mkdir(parents=True)
-    files = ["airflow-cfg", "airflow-celery-config", "airflow-env", "airflow-admin-password"]
-    if line.major < 3:
-        files += ["airflow-webserver-config", "airflow-admin-script"]
+    files = ["airflow-cfg", "airflow-celery-config", "airflow-env", "airflow-admin-password",
+             "airflow-webserver-config", "airflow-admin-script"]  # FAB on both lines
     write_files(states, files)
+    if line.major >= 3:
+        # the directory's search account (contents_pillar): no directory here, the
+        # break-glass admin below never asks it
+        bind = Path(states["airflow-ldap-bind-password"]["args"]["name"])
+        bind.write_text("unused")
+        bind.chmod(0o600)
     env_file = Path(states["airflow-env"]["args"]["name"])
     # base environment of the commands; the env file adds the rest (as systemd's EnvironmentFile)
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
@@ -269,9 +226,9 @@ def airflow(line, workdir, host_states, postgres, broker):
     assert ran
     print(f"\nFIGURE airflow {line.version} db migrate (empty DB): {seconds:.1f} s")
     assert run_cmd_state(states, "airflow-db-migrated", base_env) == (False, 0.0)  # idempotent
-    if line.major < 3:
-        assert run_cmd_state(states, "airflow-admin-user", base_env)[0]
-        assert run_cmd_state(states, "airflow-admin-user", base_env) == (False, 0.0)
+    # the admin user of the FAB auth manager (Airflow 3: the break-glass admin)
+    assert run_cmd_state(states, "airflow-admin-user", base_env)[0]
+    assert run_cmd_state(states, "airflow-admin-user", base_env) == (False, 0.0)
 
     procs = {}
     try:
@@ -282,20 +239,7 @@ def airflow(line, workdir, host_states, postgres, broker):
                                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         yield home, env_file, procs
     finally:
-        for proc in procs.values():
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for proc in procs.values():
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                pass
-            try:  # whatever is left of the group (gunicorn or Celery children)
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        stop_groups(procs.values())
 
 
 def wait_for(check, timeout, what, procs, home):
@@ -320,18 +264,18 @@ def test_rendered_for_the_line(line, host_states):
     cfg = host_states["airflow-cfg"]["text"]
     unit_args = host_states["airflow-webserver-unit"]["args"]["context"]["args"]
     if line.major >= 3:
-        assert unit_args == f"api-server --port {line.api_port}"
+        assert unit_args == f"api-server --port {line.api_port} --proxy-headers"
         assert "execution_api_server_url" in cfg and "[webserver]" not in cfg
-        assert "airflow-admin-user" not in host_states
+        assert "auth_manager = airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager" in cfg
     else:
         assert unit_args == f"webserver --port {line.api_port}"
         assert "standalone_dag_processor = True" in cfg and "execution_api" not in cfg
         assert "AIRFLOW__WEBSERVER__SECRET_KEY=" in host_states["airflow-env"]["text"]
-        admin = host_states["airflow-admin-user"]["args"]
-        # the password is read from the 0600 file, never on the command line
-        password = json.loads(host_states["airflow-admin-password"]["text"])["admin"]
-        assert password not in admin["name"] and password not in admin["unless"]
-        assert host_states["airflow-admin-password"]["args"]["mode"] == "0600"
+    # FAB on both lines: the admin user made from the 0600 password file, never on the command line
+    admin = host_states["airflow-admin-user"]["args"]
+    password = json.loads(host_states["airflow-admin-password"]["text"])["admin"]
+    assert password not in admin["name"] and password not in admin["unless"]
+    assert host_states["airflow-admin-password"]["args"]["mode"] == "0600"
     assert host_states["airflow-dag-processor-unit"]["args"]["context"]["args"] == "dag-processor"
 
 

@@ -10,7 +10,7 @@ import tempfile
 import pytest
 import yaml
 
-from tests.helpers.state_render import render_state_template, state_args
+from clusters.state_render import render_state_template, state_args
 
 import render as render_tool
 
@@ -72,7 +72,7 @@ def render_secrets(salt_env):
 def lb_patroni_cluster(state_file_context):
     """A 3-member etcd + Patroni + PostgreSQL cluster on loopback, offset from
     the tests/postgres one (PostgreSQL 15532-15534, REST API 18108-18110)."""
-    from tests.helpers.patroni_cluster import PatroniCluster
+    from clusters.patroni import PatroniCluster
 
     etcd = state_file_context("db1", "compact", "etcd", "etcd-config")
     patroni = state_file_context("db1", "compact", "postgres", "postgres-patroni-config")

@@ -5,10 +5,12 @@ read-only port only replicas, and after a Patroni switchover writes reach the
 new leader within a bounded time while sessions to members that changed role
 are cut (on-marked-down shutdown-sessions)."""
 
+import time
+
 import pytest
 
-from tests.haproxy.lb import lb_context, start_lb, switchover_drill, wait_for
-from tests.helpers.patroni_cluster import MEMBERS
+from clusters.haproxy import lb_context, start_lb, switchover_drill, wait_for
+from clusters.patroni import MEMBERS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -78,7 +80,13 @@ def test_switchover_writes_reach_the_new_leader_and_stale_sessions_are_cut(lb, l
             ro_sessions[name] = s
         if len(ro_sessions) == 2:
             break
-    candidate = sorted(ro_sessions)[0]
+    # synchronous_mode (the default): the switchover goes to the synchronous standby
+    deadline = time.time() + 60
+    while time.time() < deadline and not [m for m in loaders.modules.patroni.members(config=config)
+                                          if m["role"] == "sync_standby"]:
+        time.sleep(1)
+    candidate = next(m["name"] for m in loaders.modules.patroni.members(config=config) if m["role"] == "sync_standby")
+    assert candidate in ro_sessions
     started = cluster.psql(candidate, "select pg_postmaster_start_time()")
 
     def switchover():

@@ -202,8 +202,8 @@ def test_stats_password_is_quoted_for_haproxy_whatever_it_holds(rendered, tmp_pa
     import time
     import urllib.request
 
-    from tests.haproxy.lb import free_port
-    from tests.helpers.patroni_cluster import render_template
+    from clusters.haproxy import free_port
+    from clusters.templates import render_template
 
     ctx = ok(rendered, "haproxy_af1_deb")["args"]["context"]["haproxy"]
     password = "a'b$HOME\\c\"d e#f"
@@ -251,11 +251,47 @@ def test_main_vip_priorities_follow_the_inventory_order_with_unicast_peers(rende
         assert "state BACKUP" in body and "nopreempt" in body and "virtual_router_id 51" in body
         assert f"unicast_src_ip {me}" in body and re.search(r"unicast_peer \{\s+" + re.escape(peer) + r"\s+\}", body)
         assert re.search(r"virtual_ipaddress \{\s+10\.83\.0\.100/24 dev \"\S+\"\s+\}", body)
-        assert "chk_haproxy" in body
+        assert re.search(r"track_script \{\s+chk_haproxy\s+chk_database\s+\}", body)
         assert f'auth_pass "{render_secrets["keepalived"]["auth_pass"]}"' in body
     assert 'script "/usr/local/sbin/keepalived-check-haproxy"' in af1 and \
         'script "/usr/libexec/keepalived/keepalived-check-haproxy"' in af2  # Debian, RedHat
     assert "enable_script_security" in af1
+    # the database track script gets every Patroni member's REST API (https, the cluster CA)
+    for text, path in ((af1, "/usr/local/sbin"), (af2, "/usr/libexec/keepalived")):
+        script = re.search(r'script "(' + re.escape(path) + r'/keepalived-check-database [^"]+)"', text).group(1)
+        args = script.split()[1:]
+        # https verified against the cluster CA when the render has TLS on, plain http when off
+        scheme = "https" if args[0] == "--cacert" else "http"
+        if scheme == "https":
+            assert args[:2] == ["--cacert", "/etc/airflow-ha/pki/ca.crt"]
+            args = args[2:]
+        assert args == [f"{scheme}://10.83.0.1{n}:8008/liveness" for n in (1, 2, 3)]
+
+
+def test_database_track_script_follows_the_members_reachability(tmp_path):
+    """The real script against a real HTTP server: healthy while one member answers, failing when none does."""
+    import http.server
+    import socket
+    import threading
+
+    script = REPO / "salt" / "keepalived" / "files" / "check-database.sh"
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    dead = closed.getsockname()[1]
+    closed.close()
+    urls = [f"http://127.0.0.1:{dead}/liveness", f"http://127.0.0.1:{server.server_address[1]}/"]
+    try:
+        assert subprocess.run([str(script), *urls], timeout=10).returncode == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert subprocess.run([str(script), *urls], timeout=10).returncode != 0
+    # a member whose certificate is not of the given CA does not count
+    assert subprocess.run([str(script), "--cacert", str(tmp_path / "none.crt"), urls[1].replace("http:", "https:")],
+                          timeout=10).returncode != 0
+    assert subprocess.run([str(script)], timeout=10).returncode != 0
 
 
 def test_nfs_vip_on_the_nfs_hosts_only_tracking_the_nfs_server(rendered):
@@ -320,7 +356,7 @@ def test_keepalived_accepts_the_rendered_config(rendered, name, tmp_path):
     text = ok(rendered, name)["text"]
     iface = _local_interface()
     text = re.sub(r'(interface|dev) "[^"]+"', rf'\1 "{iface}"', text)
-    for check in ("nfs", "haproxy"):
+    for check in ("nfs", "haproxy", "database"):
         script = tmp_path / f"keepalived-check-{check}"
         shutil.copy(REPO / "salt" / "keepalived" / "files" / f"check-{check}.sh", script)
         os.chmod(script, 0o755)

@@ -1,9 +1,10 @@
-"""The inventory as the tests read it: the same files pillar loads."""
+"""The inventory as the tests read it: the same files pillar loads, through
+the one loader (_modules/ha_inventory.py's plain functions)."""
 
 import copy
 from pathlib import Path
 
-import yaml
+from _modules.ha_inventory import read_inventory, read_ports
 
 REPO = Path(__file__).resolve().parents[2]
 INVENTORY_DIR = REPO / "pillar" / "inventory"
@@ -11,13 +12,11 @@ TOPOLOGIES = ("full", "compact")
 
 
 def load_inventory(topology="full"):
-    with open(INVENTORY_DIR / f"{topology}.yaml") as f:
-        return yaml.safe_load(f)
+    return read_inventory(topology)
 
 
 def load_ports():
-    with open(REPO / "pillar" / "ports.sls") as f:
-        return yaml.safe_load(f)["ports"]
+    return read_ports()
 
 
 def hosts_with_role(inventory, role):

@@ -48,8 +48,9 @@ def _descendant_systemd(nspawn_pid, timeout=30):
 
 
 class NspawnHost:
-    def __init__(self, name, workdir, minion_id, topology, secrets_file, extra_packages=()):
+    def __init__(self, name, workdir, minion_id, topology, secrets_file, extra_packages=(), binds=()):
         self.extra_packages = tuple(extra_packages)
+        self.extra_binds = tuple(binds)
         self.name = name
         self.root = os.path.join(workdir, name)
         self.minion_id = minion_id
@@ -77,6 +78,7 @@ class NspawnHost:
                 f,
             )
         binds = {str(REPO): "/srv/airflow-ha", sys.prefix: sys.prefix, sys.base_prefix: sys.base_prefix}
+        binds.update({path: path for path in self.extra_binds})
         cmd = ["systemd-nspawn", "-D", self.root, "--register=no", "--keep-unit", "-b", "--private-network",
                f"--machine={self.name}", f"--hostname={self.minion_id}"]
         cmd += [f"--bind-ro={src}:{dst}" for src, dst in binds.items()]
@@ -121,12 +123,13 @@ class NspawnHost:
 
 
 @contextlib.contextmanager
-def nspawn_host(minion_id, topology, secrets_file, name=None, extra_packages=()):
+def nspawn_host(minion_id, topology, secrets_file, name=None, extra_packages=(), binds=()):
     """A booted container acting as inventory host ``minion_id``; packages the
-    states would install must be in ``extra_packages`` (the container has no network)."""
+    states would install must be in ``extra_packages`` (the container has no network);
+    ``binds``: more paths of this machine mounted read-only at the same place."""
     with tempfile.TemporaryDirectory(prefix="airflow-ha-nspawn-", dir="/var/tmp") as workdir:
         host = NspawnHost(name or f"t-{minion_id}-{os.getpid()}", workdir, minion_id, topology, secrets_file,
-                          extra_packages)
+                          extra_packages, binds)
         try:
             yield host.start()
         finally:

@@ -2,7 +2,7 @@ import tempfile
 
 import pytest
 
-from tests.helpers.patroni_cluster import PatroniCluster
+from clusters.patroni import PatroniCluster
 
 
 @pytest.fixture(scope="session")

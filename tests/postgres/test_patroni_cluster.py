@@ -75,9 +75,11 @@ def test_members_lists_one_leader_and_two_streaming_replicas(loaders, cluster):
     assert ret.result is True, ret.comment
     members = loaders.modules.patroni.members(config=cluster.configs["db2"])
     assert sorted(m["name"] for m in members) == ["db1", "db2", "db3"]
-    assert sorted(m["role"] for m in members) == ["leader", "replica", "replica"]
+    # synchronous_mode (the default): one of the two replicas is the synchronous standby
+    assert sorted(m["role"] for m in members) in (["leader", "replica", "replica"],
+                                                  ["leader", "replica", "sync_standby"])
     assert all(m["state"] in ("running", "streaming") for m in members)
-    assert all(m["lag_mb"] is not None and m["lag_mb"] <= 1 for m in members if m["role"] == "replica")
+    assert all(m["lag_mb"] is not None and m["lag_mb"] <= 1 for m in members if m["role"] != "leader")
     assert loaders.modules.patroni.is_healthy(members=3, config=cluster.configs["db3"]) is True
     assert loaders.modules.patroni.is_healthy(members=4, config=cluster.configs["db3"]) is False
 
@@ -87,27 +89,30 @@ def test_shipped_dcs_settings_are_in_the_dcs(loaders, cluster, patroni_contexts)
     current = loaders.modules.patroni.show_config(config=cluster.configs["db1"])
     assert current["ttl"] == shipped["ttl"] and current["failsafe_mode"] is True
     assert current["postgresql"]["use_pg_rewind"] is True
+    # zero loss by default: one synchronous standby, which commits wait for
+    assert current["synchronous_mode"] is True and shipped["synchronous_mode"] is True
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        roles = sorted(m["role"] for m in loaders.modules.patroni.members(config=cluster.configs["db1"]))
+        if roles == ["leader", "replica", "sync_standby"]:
+            break
+        time.sleep(1)
+    assert roles == ["leader", "replica", "sync_standby"]
 
 
 def test_config_applied_honours_test_mode_then_sets_and_is_idempotent(loaders, cluster):
     config = cluster.configs["db2"]
-    settings = {"synchronous_mode": True, "postgresql": {"parameters": {"max_connections": 300}}}
+    before = loaders.modules.patroni.show_config(config=config)["maximum_lag_on_failover"]
+    settings = {"maximum_lag_on_failover": before * 2, "postgresql": {"parameters": {"max_connections": 300}}}
     dry = loaders.states.patroni.config_applied(name="dcs", settings=settings, config=config, test=True)
     assert dry.result is None
-    assert dry.changes == {"synchronous_mode": {"old": False, "new": True}}
-    assert loaders.modules.patroni.show_config(config=config)["synchronous_mode"] is False
+    assert dry.changes == {"maximum_lag_on_failover": {"old": before, "new": before * 2}}
+    assert loaders.modules.patroni.show_config(config=config)["maximum_lag_on_failover"] == before
     ret = loaders.states.patroni.config_applied(name="dcs", settings=settings, config=config)
-    assert ret.result is True and "synchronous_mode" in ret.changes
+    assert ret.result is True and "maximum_lag_on_failover" in ret.changes
+    assert loaders.modules.patroni.show_config(config=config)["maximum_lag_on_failover"] == before * 2
     again = loaders.states.patroni.config_applied(name="dcs", settings=settings, config=config)
     assert again.result is True and again.changes == {}
-    # a synchronous standby is elected: commits now wait for it
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        roles = {m["role"] for m in loaders.modules.patroni.members(config=config)}
-        if "sync_standby" in roles:
-            break
-        time.sleep(1)
-    assert "sync_standby" in roles
 
 
 def test_switchover_moves_the_leader_to_the_candidate(loaders, cluster):
@@ -133,7 +138,7 @@ def test_maintenance_operations_on_the_real_cluster(loaders, cluster):
     mod.reinit(replica, config=config)
     ret = loaders.states.patroni.cluster_healthy(name="after reinit", members=3, timeout=120, config=config)
     assert ret.result is True, ret.comment
-    # synchronous_mode is on (set above): only the synchronous standby may take over
+    # synchronous_mode is on (the shipped default): only the synchronous standby may take over
     candidate = next(m["name"] for m in mod.members(config=config) if m["role"] == "sync_standby")
     assert mod.failover(candidate=candidate, config=config) == candidate != leader
     ret = loaders.states.patroni.cluster_healthy(name="after failover", members=3, timeout=120, config=config)

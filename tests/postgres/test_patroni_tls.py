@@ -153,7 +153,14 @@ def test_patroni_module_and_states_work_under_tls(loaders, tls_cluster):
     ret = loaders.states.patroni.config_applied(name="dcs", settings={"loop_wait": 5}, config=config)
     assert ret.result is True and ret.changes == {"loop_wait": {"old": 10, "new": 5}}, ret.comment
     assert mod.show_config(config=config)["loop_wait"] == 5
-    candidate = next(m["name"] for m in members if m["name"] != before)
+    # synchronous_mode (the default): the synchronous standby is the one candidate
+    ret = loaders.states.patroni.cluster_healthy(name="sync standby", members=3, timeout=120, config=config)
+    assert ret.result is True, ret.comment
+    deadline = time.time() + 60
+    while not [m for m in mod.members(config=config) if m["role"] == "sync_standby"] and time.time() < deadline:
+        time.sleep(1)
+    candidate = next(m["name"] for m in mod.members(config=config) if m["role"] == "sync_standby")
+    assert candidate != before
     assert mod.switchover(candidate=candidate, config=config) == candidate
     ret = loaders.states.patroni.cluster_healthy(name="after switchover", members=3, timeout=120, config=config)
     assert ret.result is True, ret.comment
@@ -166,7 +173,7 @@ def test_patroni_module_and_states_work_under_tls(loaders, tls_cluster):
 def tls_lb_context(tls_cluster, tls_patroni_contexts, tls_state_file_context, tmp_path_factory):
     """The haproxy state's context of compact af1 with pillar tls:enabled, moved onto the TLS cluster."""
     import gen_tls
-    from tests.haproxy.lb import lb_context
+    from clusters.haproxy import lb_context
 
     tls_cluster.superuser_password = tls_patroni_contexts[1]["patroni"]["superuser"]["password"]
     state_ctx = tls_state_file_context("af1", "compact", "haproxy", "haproxy-config")["haproxy"]
@@ -185,7 +192,7 @@ def tls_lb_context(tls_cluster, tls_patroni_contexts, tls_state_file_context, tm
 @pytest.fixture(scope="module")
 def tls_lb(tls_lb_context, tls_cluster, tls_render_state_file, tmp_path_factory):
     """A real HAProxy with the state's check-ssl config in front of the TLS cluster."""
-    from tests.haproxy.lb import start_lb, wait_for
+    from clusters.haproxy import start_lb, wait_for
 
     balancer, text = start_lb(tls_lb_context, tls_cluster, tls_render_state_file,
                                tmp_path_factory.mktemp("haproxy-tls-run"))
@@ -261,7 +268,7 @@ def test_haproxy_checking_against_another_ca_takes_every_member_out(tls_lb, tls_
     import copy
 
     import gen_tls
-    from tests.haproxy.lb import free_port, start_lb, wait_for
+    from clusters.haproxy import free_port, start_lb, wait_for
 
     other = tmp_path / "other-ca.crt"
     other.write_bytes(gen_tls.cert_pem(gen_tls.create_ca("not the cluster CA")[1]))

@@ -2,8 +2,8 @@ import tempfile
 
 import pytest
 
-from tests.helpers.patroni_cluster import render_template
-from tests.helpers.rabbitmq_cluster import RabbitCluster
+from clusters.templates import render_template
+from clusters.rabbitmq import RabbitCluster
 
 
 @pytest.fixture(scope="session")

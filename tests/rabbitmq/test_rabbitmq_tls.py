@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import tls_material
+from clusters import tls_material
 from tests.helpers.inventory import REPO
-from tests.helpers.rabbitmq_cluster import RabbitCluster
+from clusters.rabbitmq import RabbitCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -125,3 +125,65 @@ def test_tls_can_be_turned_off():
     rc, out = render("--topology", "compact", "--host", "af1", "--os", "debian12", "--no-tls")
     assert rc == 0, out
     assert out.strip().splitlines()[-1] == "rendered 1 hosts x 1 os families, 0 errors"
+
+
+def test_every_orchestrate_renders_as_the_master_renders_it():
+    """salt/orch/*.sls with the compact topology's compiled pillars as the master's cache.pillar; the DAG
+    orchestrates also with their pillar (source, release), orch.restore with a confirmed target."""
+    rc, out = render("--topology", "compact", "--orchestrates-only", "-v")
+    assert rc == 0, out
+    for sls in ("orch.bringup", "orch.deploy_dags", "orch.rollback_dags", "orch.add_worker", "orch.backup_verify",
+                "orch.restore", "orch.preflight"):
+        assert f"ok   compact/orchestrate/{sls} " in out, out
+    assert 'ok   compact/orchestrate/orch.rollback_dags {"release": "0123456789abcdef"}' in out
+    assert 'ok   compact/orchestrate/orch.restore {"target_time": "2026-12-02 03:00:00+00", "confirm": "restore"}' in out
+    assert out.strip().splitlines()[-1] == "rendered 0 hosts x 2 os families, 0 errors"
+
+
+def test_bad_dag_orchestrate_pillar_fails_the_render_naming_the_key():
+    rc, out = render("--topology", "compact", "--orch-pillar", '{"release": "latest", "source": "ftp://x/dags"}')
+    assert rc == 1, out
+    assert 'orchestrate pillar source is "ftp://x/dags": use salt://PATH' in out
+    assert 'orchestrate pillar release is "latest": use previous or a release version' in out
+
+
+@pytest.mark.parametrize("setting, message", [
+    ({"net_ticktime": 3}, "pillar rabbitmq:net_ticktime is 3: give whole seconds from 10"),
+    ({"net_ticktime": "fast"}, "pillar rabbitmq:net_ticktime is fast: give whole seconds from 10"),
+    ({"partition_heal": {"interval": "half a minute"}},
+     "pillar rabbitmq:partition_heal:interval is half a minute: give seconds as a systemd time span like 30s"),
+])
+def test_bad_rabbitmq_timing_fails_the_render_naming_the_key(tmp_path, setting, message):
+    (tmp_path / "lab.sls").write_text(yaml.safe_dump({"rabbitmq": setting}))
+    rc, out = render("--topology", "compact", "--host", "db1", "--os", "debian12", "--pillar-override", str(tmp_path))
+    assert rc == 1, out
+    assert message in out
+
+
+def test_bad_preflight_pillar_fails_the_orchestrate_render_naming_the_key(tmp_path):
+    (tmp_path / "lab.sls").write_text(yaml.safe_dump({"orch": {"preflight": {
+        "minimums": {"workers": {"cpus": 1}, "all": {"memory_mb": "lots", "swap": 1}}, "require_resolvable": "maybe",
+        "disk_paths": ["var"]}}}))
+    rc, out = render("--topology", "compact", "--orchestrates-only", "--pillar-override", str(tmp_path))
+    assert rc == 1, out
+    for message in ('pillar orch:preflight:minimums:all:memory_mb is "lots": give a number (0: no minimum)',
+                    "pillar orch:preflight:minimums:all:swap is unknown: use memory_mb, cpus or disk_gb",
+                    "pillar orch:preflight:minimums:workers is no role: use all or a role of the inventory",
+                    'pillar orch:preflight:require_resolvable is "maybe": use true or false',
+                    'pillar orch:preflight:disk_paths is ["var"]: give a list of absolute paths'):
+        assert message in out, message
+
+
+def test_bad_housekeeping_limits_and_journald_pillar_fail_the_render_naming_the_key(tmp_path):
+    (tmp_path / "lab.sls").write_text(yaml.safe_dump({
+        "base": {"journald": {"system_max_use": "half the disk"}},
+        "airflow": {"housekeeping": {"db_clean_days": 0, "task_log_days": "a month"},
+                    "limits": {"worker": {"memory_max": "100MB"}, "nofile": 0}}}))
+    rc, out = render("--topology", "compact", "--host", "af1", "--os", "debian12", "--pillar-override", str(tmp_path))
+    assert rc == 1, out
+    for message in ('pillar base:journald:system_max_use is "half the disk": give a size like 500M or 2G',
+                    "pillar airflow:housekeeping:db_clean_days is 0: give whole days from 1 to 3650",
+                    "pillar airflow:housekeeping:task_log_days is 'a month': give whole days from 1 to 3650",
+                    "pillar airflow:limits:worker:memory_max is '100MB': give infinity, a size like 512M or 2G",
+                    "pillar airflow:limits:nofile is 0: give a positive whole number or infinity"):
+        assert message in out, message

@@ -8,6 +8,7 @@ import multiprocessing
 import shutil
 import subprocess
 import urllib.parse
+from pathlib import Path
 
 import pytest
 import yaml
@@ -33,6 +34,8 @@ PLAIN_JOBS = [
     ("af1", "compact", "airflow.scheduler", "airflow-env", "debian12"),
     ("db3", "compact", "monitoring.prometheus", "monitoring-prometheus-config", "debian12"),
 ]
+
+AIRFLOW_DEFAULTS = yaml.safe_load((Path(__file__).resolve().parents[2] / "salt" / "airflow" / "defaults.yaml").read_text())
 
 
 def _compile(env, jobs):
@@ -129,7 +132,8 @@ def test_airflow_db_urls_verify_the_server_through_the_vip(tls, key, vip):
         url = urllib.parse.urlsplit(env[name])
         # the VIP's IP: the PostgreSQL members' certificates carry it (tools/gen_tls.py THROUGH_VIPS)
         assert url.hostname == vip and url.port == 5000
-        assert dict(urllib.parse.parse_qsl(url.query)) == {"sslmode": "verify-full", "sslrootcert": CA}
+        options = {k: str(v) for k, v in AIRFLOW_DEFAULTS["db_options"].items()}
+        assert dict(urllib.parse.parse_qsl(url.query)) == {"sslmode": "verify-full", "sslrootcert": CA, **options}
     # the CA is installed before the file naming it; the file stays private
     assert {"file": "pki-ca-cert"} in result["args"]["require"]
     assert result["args"]["mode"] == "0640" and result["args"]["show_changes"] is False

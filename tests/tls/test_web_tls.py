@@ -20,8 +20,8 @@ import urllib.request
 import pytest
 from cryptography import x509
 
-from tests.helpers import tls_material
-from tests.helpers.patroni_cluster import render_template
+from clusters import tls_material
+from clusters.templates import render_template
 
 PKI = "/etc/airflow-ha/pki"
 

@@ -3,6 +3,7 @@
 import base64
 import http.server
 import json
+import re
 import threading
 import urllib.parse
 
@@ -18,8 +19,8 @@ GOOD = {"major": 3, "version": "3.3.2", "api_port": 8080, "log_server_port": 879
 
 
 @pytest.fixture
-def configure_loader_modules():
-    return {airflow_ha: {}}
+def configure_loader_modules(http_utils):
+    return {airflow_ha: {"__utils__": http_utils}}
 
 
 def test_db_url_quotes_password():
@@ -43,6 +44,14 @@ def test_db_url_with_tls_verifies_the_server_against_the_ca():
         "sslmode": "verify-full", "sslrootcert": "/ca dir/ca&.crt"}
     with pytest.raises(CommandExecutionError, match="sslrootcert"):
         airflow_ha.db_url("a", "b", "h", 5000, "d", sslmode="verify-full")
+
+
+def test_db_url_carries_the_libpq_options_that_bound_a_dead_session():
+    options = {"connect_timeout": 10, "keepalives": 1, "tcp_user_timeout": 10000, "unset": None}
+    url = airflow_ha.db_url("a", "b", "h", 5000, "d", sslmode="verify-full", sslrootcert="/ca.crt", options=options)
+    assert dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query)) == {
+        "sslmode": "verify-full", "sslrootcert": "/ca.crt", "connect_timeout": "10", "keepalives": "1",
+        "tcp_user_timeout": "10000"}
 
 
 def test_broker_url_lists_all_hosts():
@@ -188,6 +197,13 @@ class FakeAirflow(http.server.BaseHTTPRequestHandler):
             if self.major >= 3:
                 run.update(logical_date=None, queued_at="2026-11-23T08:00:00.5+00:00")
             return self._reply(200, run)
+        if self.command == "GET" and self.path.startswith(run_path + "/taskInstances?"):
+            # 250 mapped task instances, served a page at a time like the real API
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+            limit, offset = int(query["limit"][0]), int(query["offset"][0])
+            rows = [{"task_id": "work", "map_index": i, "state": "success", "try_number": 1, "duration": 0.1}
+                    for i in range(250)][offset:offset + min(limit, 100)]
+            return self._reply(200, {"task_instances": rows, "total_entries": 250})
         if self.command == "GET" and self.path == run_path + "/taskInstances":
             return self._reply(200, {"task_instances": [
                 {"task_id": "report_host", "state": "success", "hostname": "af1", "try_number": 1,
@@ -264,7 +280,7 @@ def https_fake_airflow(tmp_path):
     """FakeAirflow (Airflow 3) behind TLS, its certificate issued by a throwaway cluster CA (tools/gen_tls.py)."""
     import ssl
 
-    from tests.helpers import tls_material
+    from clusters import tls_material
 
     pki = tls_material.issue(str(tmp_path / "pki"))
     handler = type("Handler", (FakeAirflow,), {"major": 3, "requests": []})
@@ -308,3 +324,189 @@ def test_ssl_context_only_for_https(tmp_path):
     assert airflow_ha.ssl_context("http://h:80") is None
     ctx = airflow_ha.ssl_context("HTTPS://h:443")
     assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname is True
+
+
+def test_task_instances_reads_every_page_of_a_mapped_run(fake_airflow):
+    major, url, requests = fake_airflow
+    tis = airflow_ha.task_instances("airflow_ha_smoke", RUN_ID, url=url, password="s3cr:t", major=major, page=100)
+    assert [ti["map_index"] for ti in tis] == list(range(250))
+    pages = [p for m, p, a, b in requests if "/taskInstances?" in p]
+    assert len(pages) == 3 and pages[-1].endswith("limit=100&offset=200")
+
+
+def test_wait_dag_run_polls_through_a_poll_without_answer_but_not_past_its_deadline(monkeypatch):
+    answers = iter([CommandExecutionError("GET /x on https://vip: The read operation timed out"),
+                    {"state": "running", "tasks": {}}, {"state": "success", "tasks": {}}])
+
+    def dag_run(*args, **kwargs):
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    warnings = []
+    monkeypatch.setattr(airflow_ha.log, "warning", lambda *args: warnings.append(args))
+    monkeypatch.setattr(airflow_ha, "dag_run", dag_run)
+    assert airflow_ha.wait_dag_run("d", "r", timeout=5, interval=0)["state"] == "success"
+    assert len(warnings) == 1  # the poll without answer is logged
+    # an HTTP error is an answer: raised at once
+    monkeypatch.setattr(airflow_ha, "dag_run", lambda *a, **k: (_ for _ in ()).throw(
+        CommandExecutionError("GET /x on https://vip: HTTP 404 not found")))
+    with pytest.raises(CommandExecutionError, match="HTTP 404"):
+        airflow_ha.wait_dag_run("d", "r", timeout=5, interval=0)
+    # no answer at all: raised once the deadline passed
+    monkeypatch.setattr(airflow_ha, "dag_run", lambda *a, **k: (_ for _ in ()).throw(
+        CommandExecutionError("GET /x on https://vip: timed out")))
+    with pytest.raises(CommandExecutionError, match="timed out"):
+        airflow_ha.wait_dag_run("d", "r", timeout=0.2, interval=0.05)
+
+
+@pytest.mark.parametrize("value", [0, -5, "soon", None])
+def test_check_settings_names_a_bad_dag_refresh_interval(value):
+    with pytest.raises(CommandExecutionError, match="airflow:dag_refresh_interval must be a positive number"):
+        airflow_ha.check_settings(dict(GOOD, dag_refresh_interval=value))
+    assert airflow_ha.check_settings(dict(GOOD, dag_refresh_interval=30)) is True
+
+
+# ------------------------------------------------------ access control (issue 26)
+import yaml  # noqa: E402
+
+from tests.helpers.inventory import REPO  # noqa: E402
+
+LDAP_DEFAULTS = dict(yaml.safe_load((REPO / "salt" / "ldap" / "defaults.yaml").read_text()),
+                     ldapi_socket="/var/run/slapd/ldapi")
+AUTH_DEFAULTS = yaml.safe_load((REPO / "salt" / "airflow" / "defaults.yaml").read_text())["auth"]
+
+
+def test_ldap_layout_from_the_inventory_domain():
+    layout = airflow_ha.ldap_layout(LDAP_DEFAULTS, "lab.internal", ["10.83.0.13"])
+    assert layout["suffix"] == "dc=lab,dc=internal"
+    assert layout["bind_dn"] == "cn=airflow-bind,ou=services,dc=lab,dc=internal"
+    assert layout["servers"] == ["ldaps://10.83.0.13:636"]
+    assert layout["roles_mapping"]["cn=airflow-viewers,ou=groups,dc=lab,dc=internal"] == ["Viewer"]
+    assert layout["ldapi_uri"] == "ldapi://%2Fvar%2Frun%2Fslapd%2Fldapi"
+    assert layout["tls_fix"] is None
+    assert "tls:enabled" in airflow_ha.ldap_layout(LDAP_DEFAULTS, "lab.internal", ["10.83.0.13"], False)["tls_fix"]
+
+
+@pytest.mark.parametrize("change,words", [
+    ({"seed": {"groups": {"ops": "Operator"}, "users": []}}, "ldap:seed:groups:ops maps to 'Operator'"),
+    ({"seed": {"groups": {"ops": "Op"}, "users": [{"uid": "a", "groups": ["opz"]}]}}, "in group 'opz'"),
+    ({"suffix": "example.com"}, "ldap:suffix 'example.com' is not a DN"),
+    ({"port": "ldaps"}, "ldap:port must be a TCP port"),
+])
+def test_ldap_layout_names_the_bad_key(change, words):
+    with pytest.raises(CommandExecutionError, match=words.replace("(", r"\(")):
+        airflow_ha.ldap_layout(dict(LDAP_DEFAULTS, **change), "lab.internal", ["10.0.0.1"])
+
+
+def test_auth_settings_fill_in_the_ldap_role():
+    layout = airflow_ha.ldap_layout(LDAP_DEFAULTS, "lab.internal", ["10.83.0.13", "10.83.0.14"])
+    auth = airflow_ha.auth_settings(AUTH_DEFAULTS, 3, layout, "/etc/airflow-ha/pki/ca.crt")
+    assert auth["manager_class"] == airflow_ha.FAB_AUTH_MANAGER and auth["warning"] is None
+    assert auth["ldap"]["server"] == "ldaps://10.83.0.13:636 ldaps://10.83.0.14:636"
+    assert auth["ldap"]["ca_file"] == "/etc/airflow-ha/pki/ca.crt"
+    assert auth["ldap"]["search_base"] == "ou=people,dc=lab,dc=internal"
+    assert len(auth["roles_mapping"]) == 4
+
+
+def test_auth_settings_simple_only_explicitly_and_warned(monkeypatch):
+    import logging
+
+    quiet = logging.getLogger("airflow_ha_test_quiet")
+    quiet.propagate = False  # Salt's deferred log handler would print it after the run
+    monkeypatch.setattr(airflow_ha, "log", quiet)
+    auth = airflow_ha.auth_settings(dict(AUTH_DEFAULTS, manager="simple"), 3, None, None)
+    assert auth["manager_class"] == airflow_ha.SIMPLE_AUTH_MANAGER and "simple auth manager" in auth["warning"]
+    with pytest.raises(CommandExecutionError, match="needs Airflow 3"):
+        airflow_ha.auth_settings(dict(AUTH_DEFAULTS, manager="simple"), 2, None, None)
+
+
+@pytest.mark.parametrize("change,words", [
+    ({"manager": "oauth"}, "airflow:auth:manager 'oauth' is unknown"),
+    ({"roles_mapping": {"cn=x,ou=groups,dc=a": ["Operator"]}}, "roles_mapping:cn=x,ou=groups,dc=a maps to"),
+    ({"roles_mapping": {"admins": ["Admin"]}}, "is not a group DN"),
+    ({"ldap": dict(AUTH_DEFAULTS["ldap"], server="ldap://dir:389")}, "is not ldaps://"),
+    ({"session_lifetime_minutes": 0}, "session_lifetime_minutes must be a positive"),
+    ({"session_cookie_samesite": "None"}, "must be Lax or Strict"),
+])
+def test_auth_settings_name_the_bad_key(change, words):
+    layout = airflow_ha.ldap_layout(LDAP_DEFAULTS, "lab.internal", ["10.83.0.13"])
+    with pytest.raises(CommandExecutionError, match=words.replace("(", r"\(")):
+        airflow_ha.auth_settings(dict(AUTH_DEFAULTS, **change), 3, layout, "/ca.crt")
+
+
+def test_auth_settings_without_a_directory_fails_on_airflow_3_only():
+    with pytest.raises(CommandExecutionError, match="airflow:auth:ldap:server is empty"):
+        airflow_ha.auth_settings(AUTH_DEFAULTS, 3, None, None)
+    assert airflow_ha.auth_settings(AUTH_DEFAULTS, 2, None, None)["manager"] == "fab"
+
+
+def test_ssha_is_stable_and_checks():
+    import hashlib
+
+    first = airflow_ha.ssha("s3cret", "rootpw")
+    assert first == airflow_ha.ssha("s3cret", "rootpw") != airflow_ha.ssha("s3cret", "bind")
+    raw = base64.b64decode(first[len("{SSHA}"):])
+    digest, salt = raw[:20], raw[20:]
+    assert hashlib.sha1(b"s3cret" + salt).digest() == digest
+    with pytest.raises(CommandExecutionError):
+        airflow_ha.ssha("")
+
+
+def test_drill_auth_follows_secrets_and_runs_from_this_machine():
+    """tools/lab/drill_auth.py: in `all` right after the secrets and logs drills; it reads the secrets and the
+    seed here and goes through the VIP only: nothing runs in a container, nothing needs the repo on
+    a minion (the Vagrantfile mounts it on the master only)."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "tools" / "lab"))
+    import drill
+
+    # the logs drill (issue 22) runs between them: it only restarts rsyslog on the log host
+    assert drill.DRILLS[drill.DRILLS.index("secrets") + 1:][:2] == ["logs", "auth"]
+    source = (REPO / "tools" / "lab" / "drill_auth.py").read_text()
+    for word in ("lxc-attach", "lxc_execute", "lab.run(", "module_on(", "/srv/airflow-ha", "vagrant"):
+        assert word not in source, word
+
+
+# ------------------------------------------------ limits, housekeeping (issue 20)
+def test_defaults_limits_and_housekeeping_pass_and_components_override():
+    import yaml
+    from tests.helpers.inventory import REPO
+
+    defaults = yaml.safe_load((REPO / "salt/airflow/defaults.yaml").read_text())
+    assert airflow_ha.check_settings(defaults) is True
+    limits = dict(defaults["limits"], worker={"memory_max": "2G"}, dag_processor={"nofile": 4096})
+    assert airflow_ha.unit_limits(limits, "worker") == {"memory_max": "2G", "tasks_max": 4096, "nofile": 65536}
+    assert airflow_ha.unit_limits(limits, "dag-processor") == {"memory_max": "infinity", "tasks_max": 4096,
+                                                               "nofile": 4096}
+    assert airflow_ha.unit_limits(limits, "scheduler") == {"memory_max": "infinity", "tasks_max": 4096,
+                                                           "nofile": 65536}
+
+
+@pytest.mark.parametrize("limits, message", [
+    ({"memory_max": "lots"}, "pillar airflow:limits:memory_max is 'lots': give infinity, a size like 512M or 2G"),
+    ({"worker": {"memory_max": "0"}}, "pillar airflow:limits:worker:memory_max is '0': give infinity, a size"),
+    ({"nofile": -1}, "pillar airflow:limits:nofile is -1: give a positive whole number or infinity"),
+    ({"scheduler": {"cpu": 2}}, "pillar airflow:limits:scheduler:cpu is unknown: use memory_max, tasks_max, nofile"),
+    ({"flower": "1G"}, "pillar airflow:limits:flower is '1G': give a mapping like {memory_max: 2G}"),
+    ("4G", "pillar airflow:limits is '4G': give a mapping"),
+])
+def test_bad_limits_name_the_key_and_the_fix(limits, message):
+    with pytest.raises(CommandExecutionError, match=re.escape(message)):
+        airflow_ha.check_settings(dict(GOOD, limits=limits))
+
+
+@pytest.mark.parametrize("housekeeping, message", [
+    ({"db_clean_days": 0}, "pillar airflow:housekeeping:db_clean_days is 0: give whole days from 1 to 3650"),
+    ({"task_log_days": "30"}, "pillar airflow:housekeeping:task_log_days is '30': give whole days from 1 to 3650"),
+    ({"db_clean_schedule": "03:30; rm -rf /"},
+     "pillar airflow:housekeeping:db_clean_schedule is '03:30; rm -rf /': give a systemd OnCalendar expression"),
+])
+def test_bad_housekeeping_names_the_key_and_the_fix(housekeeping, message):
+    good = {"db_clean_days": 90, "task_log_days": 30, "db_clean_schedule": "*-*-* 03:30:00",
+            "task_log_schedule": "daily"}
+    assert airflow_ha.check_settings(dict(GOOD, housekeeping=good)) is True
+    with pytest.raises(CommandExecutionError, match=re.escape(message)):
+        airflow_ha.check_settings(dict(GOOD, housekeeping=dict(good, **housekeeping)))

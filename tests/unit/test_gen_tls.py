@@ -171,3 +171,19 @@ def test_tls_on_without_the_host_key_names_the_key_and_the_fix():
     # the master (orchestrate) has no host key of its own: only the CA is required there
     assert tls_errors({"enabled": True, "ca_cert": "-----BEGIN CERTIFICATE-----\n"}, host_material=False) == []
     assert tls_errors({"enabled": True}, host_material=False)[0].startswith("tls:ca_cert is missing")
+
+
+def test_a_secrets_directory_made_wider_becomes_0700_but_a_shared_one_is_left(tmp_path):
+    import stat
+
+    secrets_dir = tmp_path / ".secrets"
+    secrets_dir.mkdir(mode=0o755)
+    secrets_dir.chmod(0o755)
+    gen_tls.write_private(str(secrets_dir / "airflow_ha_secrets.sls"), "x: 1\n")
+    assert stat.S_IMODE(secrets_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE((secrets_dir / "airflow_ha_secrets.sls").stat().st_mode) == 0o600
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    gen_tls.write_private(str(shared / "f"), "x")
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777

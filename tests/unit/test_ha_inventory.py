@@ -6,22 +6,10 @@ import _modules.ha_inventory as ha_inventory
 from salt.exceptions import CommandExecutionError
 from tests.helpers.inventory import REPO, TOPOLOGIES, copy_inventory, hosts_with_role, load_inventory, load_ports
 
-import gen_secrets
-
-
-@pytest.fixture(scope="module")
-def secrets():
-    tree = {}
-    gen_secrets.fill(tree)
-    return tree
-
 
 @pytest.fixture
-def configure_loader_modules(secrets):
-    # TLS (on by default, tests/unit/test_gen_tls.py) off: these tests are about the inventory and secrets
-    return {ha_inventory: {"__pillar__": {"inventory": load_inventory("full"), "secrets": secrets, "ports": load_ports(),
-                                          "tls": {"enabled": False}},
-                           "__grains__": {"id": "sql1"}, "__opts__": {}}}
+def configure_loader_modules(inventory_dunders):
+    return {ha_inventory: inventory_dunders}
 
 
 def test_validate_without_any_tls_pillar_names_the_missing_tls_keys():
@@ -44,7 +32,7 @@ def test_full_topology_is_the_13_hosts_of_the_seed_plus_monitoring():
     seed_hosts = {"airflow", "scheduler2", "haproxy2", "ftp", "nfs2", "worker1", "card1", "mq1", "mq2", "mq3",
                   "sql1", "sql2", "sql3"}
     assert set(inv["hosts"]) == seed_hosts | {"monitor1"}
-    assert inv["hosts"]["monitor1"]["roles"] == ["monitoring"]
+    assert inv["hosts"]["monitor1"]["roles"] == ["monitoring", "backup", "ldap", "logs"]  # ldap: the logins (issue 26); logs: issue 22
     assert inv["hosts"]["sql1"]["ip"] == "192.168.83.148"
     assert inv["vips"]["main"]["ip"] == "192.168.83.210"
     assert inv["vips"]["nfs"]["ip"] == "192.168.83.220"
@@ -253,3 +241,111 @@ def test_vagrantfile_reads_the_inventory_and_lists_no_host():
     for topology in ("full", "compact"):
         for name, host in load_inventory(topology)["hosts"].items():
             assert host["ip"] not in text and f'"{name}"' not in text
+
+
+# ------------------------------------------------------------------ strict secrets (issue 17)
+
+def broken_with(secrets, path, value):
+    import copy
+
+    broken = copy.deepcopy(secrets)
+    group, key = path.split(":")
+    broken[group][key] = value
+    return broken
+
+
+@pytest.mark.parametrize("path, value, problem", [
+    ("postgres:superuser_password", "", "is missing"),
+    ("postgres:superuser_password", "   ", "is missing"),
+    ("rabbitmq:admin_password", "guest", "is a well-known default password"),
+    ("airflow:admin_password", "Admin", "is a well-known default password"),
+    ("postgres:airflow_password", "airflow", "is a well-known default password"),
+    ("grafana:admin_password", "changeme", "is a well-known default password"),
+    ("haproxy:stats_password", "Password ", "is a well-known default password"),
+    ("ftp:password", "s3cr3tPass", "is too short (10 characters, at least 16)"),
+    ("keepalived:auth_pass", "abc12", "is too short (5 characters, at least 8)"),
+    ("airflow:jwt_secret", "x" * 40, "is one character repeated"),
+    ("patroni:restapi_password", {"a": 1}, "must be a string, not dict"),
+    ("card:ssh_private_key", "not a key at all, long enough", "is not an SSH private key"),
+    ("card:host_public_key", "AAAAC3NzaC1lZDI1NTE5AAAAIMX", "is not an SSH public key"),
+])
+def test_a_weak_secret_fails_naming_the_key_and_the_fix(path, value, problem, secrets):
+    errors = errors_of(load_inventory("full"), broken_with(secrets, path, value))
+    mine = [e for e in errors if e.startswith(f"secrets:{path} ")]
+    assert len(mine) == 1, errors
+    assert problem in mine[0] and "make secrets" in mine[0], mine
+
+
+def test_a_secret_reused_for_another_key_fails(secrets):
+    broken = broken_with(secrets, "postgres:replication_password", secrets["postgres"]["superuser_password"])
+    errors = errors_of(load_inventory("full"), broken)
+    assert any(e.startswith("secrets:postgres:replication_password is the same value as "
+                            "secrets:postgres:superuser_password") for e in errors), errors
+
+
+def test_a_weak_secret_fails_validate_as_the_render_calls_it(secrets):
+    ha_inventory.__pillar__["secrets"] = broken_with(secrets, "rabbitmq:airflow_password", "guest")
+    with pytest.raises(CommandExecutionError, match=r"secrets:rabbitmq:airflow_password is a well-known default "
+                                                    r"password \(needed by role 'rabbitmq'\): run `make secrets`"):
+        ha_inventory.validate()
+
+
+def test_a_weak_secret_of_a_role_the_inventory_lacks_is_not_checked(secrets):
+    inv = copy_inventory()
+    for host in inv["hosts"].values():
+        host["roles"] = [r for r in host["roles"] if r != "ftp"]
+    assert errors_of(inv, broken_with(secrets, "ftp:password", "x")) == []
+
+
+def test_every_generated_secret_passes_and_make_secrets_replaces_a_weak_one(secrets):
+    """`make secrets` is the fix the messages name: it must replace what the render refuses, and keep the rest."""
+    import gen_secrets
+
+    for path in gen_secrets.generators():
+        assert ha_inventory.secret_problem(path, ha_inventory._get(secrets, path)) is None, path
+    weak = broken_with(secrets, "rabbitmq:admin_password", "guest")
+    weak = broken_with(weak, "ftp:password", "short")
+    weak = broken_with(weak, "haproxy:stats_password", weak["postgres"]["airflow_password"])
+    weak["card"]["host_public_key"] = ""
+    replaced = gen_secrets.fill(weak)
+    assert {"rabbitmq:admin_password", "ftp:password", "haproxy:stats_password", "card:host_private_key",
+            "card:host_public_key"} == set(replaced)
+    assert weak["postgres"]["airflow_password"] == secrets["postgres"]["airflow_password"]
+    assert errors_of(load_inventory("full"), weak) == []
+
+
+def test_the_backup_role_is_one_host_and_never_a_postgres_member(secrets):
+    inv = load_inventory("compact")
+    inv["hosts"]["af1"]["roles"].append("backup")
+    assert any("role 'backup' has 2 hosts (af1, af2)" in e for e in errors_of(inv, secrets))
+    inv = load_inventory("compact")
+    inv["hosts"]["af2"]["roles"].remove("backup")
+    inv["hosts"]["db3"]["roles"].append("backup")
+    assert any("inventory:hosts:db3:roles: a host cannot be both 'backup' and 'postgres'" in e
+               for e in errors_of(inv, secrets))
+
+
+def test_the_backup_role_needs_the_repository_passphrase(secrets):
+    import copy
+
+    tree = copy.deepcopy(secrets)
+    del tree["pgbackrest"]["cipher_pass"]
+    errors = errors_of(load_inventory("compact"), tree)
+    assert errors == ["secrets:pgbackrest:cipher_pass is missing (needed by role 'backup'): "
+                      + ha_inventory.SECRETS_FIX]
+
+
+@pytest.mark.parametrize("path", ["airflow:flower_password", "ldap:admin_password", "ldap:bind_password",
+                                  "ldap:seed_password"])
+def test_the_access_control_secrets_get_the_strict_checks(path, secrets):
+    """Issue 26's secrets (Flower's login, the directory's) are refused weak like the others, and
+    `make secrets` replaces a weak one."""
+    import gen_secrets
+
+    for value, problem in (("Admin", "is a well-known default password"), ("ldap-pw-1234", "is too short"),
+                           (secrets["postgres"]["airflow_password"], "is the same value as secrets:postgres:")):
+        weak = broken_with(secrets, path, value)
+        errors = errors_of(load_inventory("full"), weak)
+        assert any(e.startswith(f"secrets:{path} ") and problem in e for e in errors), errors
+        assert gen_secrets.fill(weak) == [path]
+        assert errors_of(load_inventory("full"), weak) == []

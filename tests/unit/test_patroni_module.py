@@ -34,10 +34,10 @@ def stub_patronictl(rows, retcode=0):
 
 
 @pytest.fixture
-def configure_loader_modules(tmp_path):
+def configure_loader_modules(tmp_path, http_utils):
     config = tmp_path / "patroni.yml"
     config.write_text("scope: airflow-ha\nrestapi: {connect_address: 127.0.0.1:8008}\n")
-    return {patroni: {"__salt__": {}, "__grains__": {"id": "sql1"}},
+    return {patroni: {"__salt__": {}, "__grains__": {"id": "sql1"}, "__utils__": http_utils},
             patroni_state: {"__salt__": {}, "__opts__": {"test": False}}}
 
 

@@ -7,13 +7,35 @@
     .venv/bin/python tools/lab/drill.py scheduler # stop one scheduler: the other keeps scheduling
     .venv/bin/python tools/lab/drill.py worker    # kill the Celery worker running a task: the task is
                                                   # retried on the other worker and succeeds
+    .venv/bin/python tools/lab/drill.py dags      # a broken DAG set refused with nothing changed; a new one
+                                                  # parsed on both processors; the same again: 0 changes; rollback
     .venv/bin/python tools/lab/drill.py security  # every listening port is in the port map for the host's roles;
                                                   # flows the port map does not allow are refused
+    .venv/bin/python tools/lab/drill.py secrets   # no secret in the master's job cache or logs, nor on a host
+                                                  # outside its services' files (owner/service group only)
+    .venv/bin/python tools/lab/drill.py logs      # the log host stopped: every host's messages (authpriv too) all
+                                                  # arrive once it is back, root-only; delivery delay p95
+    .venv/bin/python tools/lab/drill.py auth      # every lab LDAP user logs in through the VIP with its role's
+                                                  # rights, the others are refused; Flower wants a login;
+                                                  # the login page is FAB's (headless Chromium)
     .venv/bin/python tools/lab/drill.py monitoring # every Prometheus target up; a RabbitMQ node stopped
                                                    # fires RabbitMQNodeDown in Prometheus and Alertmanager
     .venv/bin/python tools/lab/drill.py add_worker # day 2: a new host in the lab's inventory, vagrant up,
                                                    # key accepted, orch.add_worker; it runs the smoke task
-    .venv/bin/python tools/lab/drill.py all       # add_worker first, so every other drill covers the new host
+    .venv/bin/python tools/lab/drill.py throughput # fan-out tasks/s and chain latency (the bench DAGs)
+    .venv/bin/python tools/lab/drill.py card      # card batches through FTPS/SFTP/SSH, exactly once (card_kills: under
+                                                  # a worker kill and a leader kill)
+    .venv/bin/python tools/lab/drill.py alerts    # every alert rule containers can provoke fires, notifies, resolves
+    .venv/bin/python tools/lab/drill.py sync_cost # pgbench through the VIP with synchronous_mode on, then off
+    .venv/bin/python tools/lab/drill.py housekeeping # airflow db clean once on its one host, the task-log
+                                                     # cleanup on every Airflow host, orch.preflight passes
+    .venv/bin/python tools/lab/drill.py partition # network cuts with a continuous writer: acknowledged commits lost
+    .venv/bin/python tools/lab/drill.py restore   # the timers' diff backup, orch.backup_verify, then orch.restore
+                                                  # to a time T: rows before T all back, none after, smoke DAG
+    .venv/bin/python tools/lab/drill.py quiet     # no alert firing or pending
+    .venv/bin/python tools/lab/drill.py all       # all of them, add_worker first, so every other drill covers the
+                                                  # new host; no alert when healthy; after each disruptive drill
+                                                  # the fan-out must run at 80% of its first figure
 
 Commands run in the containers with lxc-attach (not Salt: the master may be
 the host that dies). The UI/API is reached from this machine through the VIP.
@@ -30,6 +52,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import vagrant
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,6 +67,15 @@ def inventory():
     return lab_inventory.load(os.environ.get("AIRFLOW_HA_TOPOLOGY", "compact"))
 
 
+def port(role, purpose):
+    """The TCP port of ``role`` whose purpose (pillar/ports.sls, the one port map) contains ``purpose``."""
+    tls = lab_tls()[0]
+    for entry in yaml.safe_load((REPO / "pillar" / "ports.sls").read_text())["ports"]:
+        if entry["role"] == role and purpose in entry["purpose"] and entry.get("tls", tls) == tls:
+            return int(entry["port"])
+    raise KeyError(f"pillar/ports.sls: no {role} port for {purpose!r}")
+
+
 def container(host):
     return (REPO / ".vagrant" / "machines" / host / "lxc" / "id").read_text().strip()
 
@@ -54,6 +86,23 @@ def run(host, script, check=True, timeout=120):
     if check and proc.returncode:
         raise RuntimeError(f"{host}: {script!r} exited {proc.returncode}: {proc.stderr.strip()[-500:]}")
     return proc
+
+
+def module_on(host, name):
+    """One of the project's execution modules (_modules/NAME.py), its commands run in ``host``'s container."""
+    import importlib
+    import shlex
+
+    module = importlib.import_module(f"_modules.{name}")
+
+    def run_all(cmd, stdin=None, timeout=None, **_kwargs):
+        script = shlex.join(cmd) if isinstance(cmd, (list, tuple)) else cmd
+        proc = subprocess.run(["lxc-attach", "-n", container(host), "--", "bash", "-c", script], input=stdin,
+                              capture_output=True, text=True, timeout=timeout or 120)
+        return {"retcode": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr}
+
+    module.__salt__ = {"cmd.run_all": run_all}
+    return module
 
 
 def running(host):
@@ -142,8 +191,11 @@ def drill_haproxy(inv):
 
 
 def patroni_leader(inv, via):
-    out = run(via, "patronictl -c /etc/patroni/config.yml list -f json").stdout
-    return next(m["Member"] for m in json.loads(out) if m["Role"].lower() in ("leader", "master", "primary"))
+    """The Patroni leader as ``via`` sees it (the project's patroni module)."""
+    leader = module_on(via, "patroni").leader(config="/etc/patroni/config.yml")
+    if not leader:
+        raise RuntimeError(f"no running Patroni leader seen from {via}")
+    return leader
 
 
 def airflow_api(inv):
@@ -183,10 +235,11 @@ def drill_worker(inv, seconds=45):
         run(host, "systemctl start airflow-worker")
     recovered = time.monotonic() - killed
     ti = final["tasks"]["hold_worker_slot"]
+    lost = [t for t, x in final["tasks"].items() if x["state"] != "success"]
     assert ti["hostname"].split(".")[0] != host, f"the retry ran on the killed worker's host {host}: {ti}"
     print(f"FIGURE drill worker: killed airflow-worker on {host} during try {first['try_number']} of a {seconds} s "
           f"task; retried as try {ti['try_number']} on {ti['hostname']}, DAG run {final['state']} {recovered:.0f} s "
-          f"after the kill (heartbeat timeout + retry delay + the whole task again); tasks lost 0", flush=True)
+          f"after the kill (heartbeat timeout + retry delay + the whole task again); tasks lost {len(lost)}", flush=True)
     return {"recovered_s": recovered, "killed_on": host, "retried_on": ti["hostname"], "try": ti["try_number"]}
 
 
@@ -200,7 +253,8 @@ def next_host(inv, prefix="worker"):
 
 
 def vagrant_up(name):
-    """`vagrant up` of one machine, with the environment tools/lab/up.sh gives Vagrant."""
+    """`vagrant up` of one machine through python-vagrant, with the environment tools/lab/up.sh gives
+    Vagrant; its output goes to .lab/vagrant-<name>.log. Raises unless Vagrant then reports it running."""
     env = dict(os.environ, AIRFLOW_HA_LAB_VENV=str(REPO / ".venv"), AIRFLOW_HA_LAB_PYTHON=sys.base_prefix,
                AIRFLOW_HA_LAB_WHEELS="/var/cache/airflow-ha/wheels")
     key = REPO / ".lab" / "pki" / name
@@ -208,10 +262,15 @@ def vagrant_up(name):
         subprocess.run(["openssl", "genrsa", "-out", f"{key}.pem", "2048"], check=True, capture_output=True)
         subprocess.run(["openssl", "rsa", "-in", f"{key}.pem", "-pubout", "-out", f"{key}.pub"], check=True,
                        capture_output=True)
-    proc = subprocess.run(["vagrant", "up", name, "--provider=lxc"], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=900)
-    if proc.returncode:
-        raise RuntimeError(f"vagrant up {name}: {(proc.stdout + proc.stderr)[-2000:]}")
+    log = REPO / ".lab" / f"vagrant-{name}.log"
+    machines = vagrant.Vagrant(root=str(REPO), env=env, out_cm=lambda: open(log, "a"), err_cm=lambda: open(log, "a"))
+    try:
+        machines.up(vm_name=name, provider="lxc")
+    except subprocess.CalledProcessError as exc:
+        raise RuntimeError(f"vagrant up {name} (exit {exc.returncode}): {log.read_text()[-2000:]}") from exc
+    state = machines.status(vm_name=name)[0].state
+    if state != machines.RUNNING:
+        raise RuntimeError(f"vagrant up {name} returned, but Vagrant reports it {state}: {log}")
 
 
 def drill_add_worker(inv):
@@ -277,9 +336,9 @@ def drill_leader(inv):
     return {"failover_s": failover, "lost": lost, "smoke": run_["state"], "new_leader": new_leader}
 
 
-def drill_service(inv, role, service, what):
-    """Stop ``service`` on the first host of ``role``; the smoke DAG must still succeed."""
-    host = roles(inv, role)[0]
+def drill_service(inv, role, service, what, host=None):
+    """Stop ``service`` on ``host`` (default: the first host of ``role``); the smoke DAG must still succeed."""
+    host = host or roles(inv, role)[0]
     run(host, f"systemctl stop {service}")
     try:
         started = time.monotonic()
@@ -288,18 +347,40 @@ def drill_service(inv, role, service, what):
     finally:
         run(host, f"systemctl start {service}")
     ran_on = list(result["tasks"].values())[0]["hostname"]
+    failed = [t for t, ti in result["tasks"].items() if ti["state"] != "success"]
     print(f"FIGURE drill {what}: stopped {service} on {host}; smoke DAG {result['state']} in {elapsed:.1f} s "
-          f"(task on {ran_on}), lost runs 0", flush=True)
+          f"(task on {ran_on}), tasks not successful {len(failed)}", flush=True)
     return {"smoke": result["state"], "seconds": elapsed, "host": host}
 
 
-def drill_rabbitmq(inv):
-    out = drill_service(inv, "rabbitmq", "rabbitmq-server", "rabbitmq")
+def celery_queue_leader(inv):
+    """The host whose RabbitMQ node leads the Celery quorum queue (``default`` on Airflow's vhost)."""
+    vhost = yaml.safe_load((REPO / "salt" / "airflow" / "defaults.yaml").read_text())["amqp_vhost"]
+    queues = module_on(roles(inv, "rabbitmq")[0], "rabbitmq_ha").list_queues(vhost=vhost)
+    return next(q["leader"] for q in queues if q["name"] == "default").split("@", 1)[1]
+
+
+def rabbitmq_whole(inv):
+    """True when every RabbitMQ node runs and sees every other one, with no partition recorded anywhere."""
     nodes = roles(inv, "rabbitmq")
-    survivor = nodes[1]
-    wait(lambda: all(f"rabbit@{n}" in run(survivor, "rabbitmqctl cluster_status --formatter json").stdout
-                     .split('"running_nodes":')[1].split("]")[0] for n in nodes), 180, "RabbitMQ node back")
-    return out
+    expected = sorted(f"rabbit@{n}" for n in nodes)
+    for node in nodes:
+        try:
+            status = module_on(node, "rabbitmq_ha").cluster_status()
+        except Exception:  # pylint: disable=broad-except  # paused by pause_minority, or starting again
+            return False
+        if sorted(status["running_nodes"]) != expected or status["partitions"]:
+            return False
+    return True
+
+
+def drill_rabbitmq(inv):
+    """Stop the RabbitMQ node leading the Celery queue (a quorum queue: a new leader is elected); the smoke
+    DAG must still succeed, and the node rejoins."""
+    leader = celery_queue_leader(inv)
+    out = drill_service(inv, "rabbitmq", "rabbitmq-server", "rabbitmq", host=leader)
+    wait(lambda: rabbitmq_whole(inv), 180, "RabbitMQ node back")
+    return dict(out, queue_leader=leader)
 
 
 PROMETHEUS_GET = """python3 - <<'PY'
@@ -451,44 +532,115 @@ def drill_security(inv):
     ]
     if tls:
         allowed.append((None, inv["vips"]["main"]["ip"], 443, "UI over https through the VIP"))
-    wrong = [f"{what} ({src or 'this machine'} -> {dst}:{port}) open" for src, dst, port, what in refused
-             if can_connect(src, ip.get(dst, dst), port)]
+    opened = [(src, dst, port, what) for src, dst, port, what in refused if can_connect(src, ip.get(dst, dst), port)]
+    wrong = [f"{what} ({src or 'this machine'} -> {dst}:{port}) open" for src, dst, port, what in opened]
+    refused_seen = len(refused) - len(opened)
     wrong += [f"{what} ({src or 'this machine'} -> {dst}:{port}) refused" for src, dst, port, what in allowed
               if not can_connect(src, ip.get(dst, dst), port)]
     tls_refused, tls_wrong = tls_refusals(inv) if tls else (0, [])
     wrong += tls_wrong
     assert not wrong, "; ".join(wrong)
-    print(f"FIGURE drill security: {len(inv['hosts'])} hosts listen only on port-map ports; {len(refused)} "
-          f"disallowed flows refused, {len(allowed)} allowed flows open; {tls_refused} connections without "
+    print(f"FIGURE drill security: {len(inv['hosts'])} hosts listen only on port-map ports; {refused_seen} of "
+          f"{len(refused)} disallowed flows refused, {len(allowed)} allowed flows open; {tls_refused} connections without "
           f"TLS or without a client certificate refused", flush=True)
-    return {"hosts": len(inv["hosts"]), "refused": len(refused), "allowed": len(allowed), "tls_refused": tls_refused}
+    return {"hosts": len(inv["hosts"]), "flows_to_refuse": len(refused), "refused": refused_seen,
+            "allowed": len(allowed), "tls_refused": tls_refused}
+
+
+DRILLS = ["add_worker", "throughput", "card", "haproxy", "rabbitmq", "scheduler", "worker", "dags", "security",
+          "secrets", "logs", "auth", "monitoring", "alerts", "sync_cost",
+          "housekeeping", "partition", "card_kills", "restore", "leader"]
+# after these the fan-out must be back to RECOVERED_SHARE of the first figure, with no restart
+DISRUPTIVE = {"haproxy", "rabbitmq", "partition", "card_kills", "restore", "leader"}
+
+
+def run_drill(name, inv, args):
+    import drill_alerts
+    import drill_auth
+    import drill_card
+    import drill_dags
+    import drill_partition
+    import drill_restore
+    import drill_throughput
+
+    if name == "add_worker":
+        return drill_add_worker(inv)
+    if name == "throughput":
+        return drill_throughput.measure(inv, "before any failure")
+    if name == "card":
+        return drill_card.drill_card(inv, batches=args.batches, kills=False)
+    if name == "card_kills":
+        return drill_card.drill_card(inv, batches=args.batches, kills=True)
+    if name == "haproxy":
+        return drill_haproxy(inv)
+    if name == "rabbitmq":
+        return drill_rabbitmq(inv)
+    if name == "scheduler":
+        return drill_service(inv, "scheduler", "airflow-scheduler", "scheduler")
+    if name == "worker":
+        return drill_worker(inv)
+    if name == "dags":
+        return drill_dags.drill_dags(inv)
+    if name == "security":
+        return drill_security(inv)
+    if name == "secrets":
+        import drill_secrets
+
+        return drill_secrets.drill_secrets(inv)
+    if name == "logs":
+        import drill_logs
+
+        return drill_logs.drill_logs(inv)
+    if name == "auth":
+        return drill_auth.drill_auth(inv)
+    if name == "monitoring":
+        return drill_monitoring(inv)
+    if name == "alerts":
+        return drill_alerts.drill_alerts(inv)
+    if name == "housekeeping":
+        import drill_housekeeping
+
+        return drill_housekeeping.drill_housekeeping(inv)
+    if name == "sync_cost":
+        import drill_sync_cost
+
+        return drill_sync_cost.drill_sync_cost(inv)
+    if name == "partition":
+        return drill_partition.drill_partition(inv, only=args.only)
+    if name == "restore":
+        return drill_restore.drill_restore(inv)
+    if name == "leader":
+        return drill_leader(inv)
+    raise ValueError(name)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("drill", choices=["add_worker", "haproxy", "leader", "rabbitmq", "scheduler", "worker",
-                                          "monitoring", "security", "all"])
+    parser.add_argument("drill", choices=DRILLS + ["quiet", "all"])
+    parser.add_argument("--only", nargs="*", help="partition: only these scenarios")
+    parser.add_argument("--batches", type=int, default=50, help="card: batches to upload")
     args = parser.parse_args(argv)
+    import drill_alerts
+    import drill_throughput
+
     inv = inventory()
     results = {}
-    if args.drill in ("add_worker", "all"):
-        results["add_worker"] = drill_add_worker(inv)
-        inv = inventory()
-    if args.drill in ("haproxy", "all"):
-        results["haproxy"] = drill_haproxy(inv)
-    if args.drill in ("rabbitmq", "all"):
-        results["rabbitmq"] = drill_rabbitmq(inv)
-    if args.drill in ("scheduler", "all"):
-        results["scheduler"] = drill_service(inv, "scheduler", "airflow-scheduler", "scheduler")
-    if args.drill in ("worker", "all"):
-        results["worker"] = drill_worker(inv)
-    if args.drill in ("security", "all"):
-        results["security"] = drill_security(inv)
-    if args.drill in ("monitoring", "all"):
-        results["monitoring"] = drill_monitoring(inv)
-    if args.drill in ("leader", "all"):
-        results["leader"] = drill_leader(inv)
-    print(json.dumps(results))
+    if args.drill == "quiet":
+        results["quiet_s"] = drill_alerts.assert_quiet(inv)
+    for name in DRILLS:
+        if args.drill not in (name, "all"):
+            continue
+        if args.drill == "all" and name == "throughput":
+            # no alert firing or pending on the healthy cluster, before any failure
+            results["quiet_s"] = drill_alerts.assert_quiet(inv)
+        results[name] = run_drill(name, inv, args)
+        if name == "add_worker":
+            inv = inventory()
+        if args.drill == "all" and name in DISRUPTIVE:
+            results[f"throughput_after_{name}"] = drill_throughput.recovered(inv, results["throughput"], name)
+    if args.drill == "all":
+        results["quiet_after_s"] = drill_alerts.assert_quiet(inv)
+    print(json.dumps(results, default=str))
     return results
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+from _modules.ha_inventory import inventory_file, read_inventory, tls_on  # noqa: E402  (the one loader)
 # the provider's management network (vagrant ssh, package mirrors): the firewall admits it
 MANAGEMENT_NETWORKS = {"lxc": "10.0.3.0/24", "virtualbox": "10.0.2.0/24", "libvirt": "192.168.121.0/24"}
 LAB_TOPOLOGY = "lab"
@@ -25,13 +27,13 @@ LAB_INVENTORY = REPO / ".lab" / "pillar" / "inventory" / f"{LAB_TOPOLOGY}.yaml"
 
 
 def topology_file(topology):
-    return REPO / "pillar" / "inventory" / f"{topology}.yaml"
+    return Path(inventory_file(topology, REPO))
 
 
 def load(topology):
     """The lab's inventory once `init` made it, else the topology's."""
     path = LAB_INVENTORY if LAB_INVENTORY.exists() else topology_file(topology)
-    return yaml.safe_load(path.read_text())
+    return read_inventory(path=path)
 
 
 def save(inv):
@@ -44,13 +46,10 @@ def save(inv):
 
 def lab_tls():
     """(TLS on?, cluster CA file) of the lab: pillar tls:enabled of the secrets file
-    (tools/gen_secrets.py), else salt/pki/defaults.yaml; the CA next to the secrets."""
+    (tools/gen_secrets.py) read as Salt reads it (ha_inventory.tls_on); the CA next to the secrets."""
     secrets_file = REPO / ".secrets" / "airflow_ha_secrets.sls"
     data = (yaml.safe_load(secrets_file.read_text()) or {}) if secrets_file.exists() else {}
-    enabled = (data.get("tls") or {}).get("enabled")
-    if enabled is None:
-        enabled = yaml.safe_load((REPO / "salt" / "pki" / "defaults.yaml").read_text()).get("enabled", False)
-    return str(enabled).lower() in ("true", "1", "yes", "on"), str(REPO / ".secrets" / "ca" / "ca.crt")
+    return tls_on(data.get("tls")), str(REPO / ".secrets" / "ca" / "ca.crt")
 
 
 def main(topology, what):
@@ -72,15 +71,23 @@ def main(topology, what):
     elif what == "pillar":
         provider = os.environ.get("AIRFLOW_HA_LAB_PROVIDER", "lxc")
         pillar = {"base": {"firewall": {"admin_networks": [str(network), MANAGEMENT_NETWORKS[provider]]}}}
-        if provider == "lxc":  # the containers install Airflow from the lab's wheelhouse, bind-mounted
-            pillar["airflow"] = {"pip_args": "--no-index --find-links /srv/wheels"}
+        if provider == "lxc":  # the containers install Airflow and Patroni from the lab's wheelhouse, bind-mounted
+            wheelhouse = "--no-index --find-links /srv/wheels"
+            pillar["airflow"] = {"pip_args": wheelhouse}
+            pillar["postgres"] = {"patroni_install": {"pip_args": wheelhouse}}
+        # Alertmanager notifies the lab's webhook receiver (tools/lab/drill_alerts.py)
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from drill_alerts import LAB_PILLAR
+
+        pillar.update(LAB_PILLAR)
         print(yaml.safe_dump(pillar, sort_keys=False), end="")
     elif what == "urls":
         vip = inv["vips"]["main"]["ip"]
         tls, ca_file = lab_tls()
         scheme = "https" if tls else "http"
-        print(f"Airflow UI/API : {scheme}://{vip}/  (user admin, password: secrets:airflow:admin_password)")
-        print(f"Flower         : {scheme}://{vip}:5555/")
+        print(f"Airflow UI/API : {scheme}://{vip}/  (LDAP users ada/otto/uma/vera: secrets:ldap:seed_password; "
+              f"break-glass admin: secrets:airflow:admin_password)")
+        print(f"Flower         : {scheme}://{vip}:5555/  (user admin, password: secrets:airflow:flower_password)")
         if tls:
             print(f"Cluster CA     : {ca_file}  (e.g. curl --cacert {ca_file} https://{vip}/api/v2/monitor/health)")
         print(f"HAProxy stats  : http://{vip}:7000/  (user in salt/haproxy/defaults.yaml, secrets:haproxy:stats_password)")

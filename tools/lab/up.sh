@@ -53,12 +53,18 @@ if ! ip link show "$bridge" >/dev/null 2>&1; then
 fi
 
 tools/lab/build-box.sh
-# Airflow's wheels, so the containers install it without reaching PyPI
+# Airflow's and Patroni's wheels, so the containers install them without reaching PyPI
 wheels=/var/cache/airflow-ha/wheels
-if ! cmp -s requirements/airflow-3.txt "$wheels/.requirements"; then
-  /var/cache/airflow-ha/pin3/bin/pip wheel -q --disable-pip-version-check --no-deps \
-    -r requirements/airflow-3.txt -w "$wheels" 2>&1 | grep -v '^WARNING: Location' || true
-  cp requirements/airflow-3.txt "$wheels/.requirements"
+if ! cat requirements/airflow-3.txt requirements/patroni.txt | cmp -s - "$wheels/.requirements"; then
+  # one pip run per file: the two pin different versions of shared packages (certifi, ...)
+  for pinned in requirements/airflow-3.txt requirements/patroni.txt; do
+    if ! out=$(/var/cache/airflow-ha/pin3/bin/pip wheel -q --disable-pip-version-check --no-deps \
+                 -r "$pinned" -w "$wheels" 2>&1); then
+      echo "$out" | grep -v '^WARNING: Location' >&2
+      exit 1
+    fi
+  done
+  cat requirements/airflow-3.txt requirements/patroni.txt > "$wheels/.requirements"
 fi
 export AIRFLOW_HA_LAB_VENV=$PWD/.venv
 export AIRFLOW_HA_LAB_PYTHON=$(.venv/bin/python -c 'import sys; print(sys.base_prefix)')

@@ -1,4 +1,4 @@
-"""HAProxy in front of a loopback Patroni cluster (tests/helpers/patroni_cluster),
+"""HAProxy in front of a loopback Patroni cluster (clusters.patroni),
 shared by tests/haproxy and tools/drill_haproxy_switchover.py.
 
     ctx = lb_context(state_context["haproxy"], cluster, tmp)   # the state's context, moved onto loopback
@@ -22,7 +22,7 @@ import time
 import urllib.error
 import urllib.request
 
-from tests.helpers.patroni_cluster import MEMBERS
+from clusters.patroni import MEMBERS
 
 
 def free_port():

@@ -6,6 +6,7 @@ ports and directories moved onto this machine.
     with PatroniCluster(etcd_ctx, patroni_ctx, workdir) as cluster:
         cluster.configs["db1"]         # patroni.yml of member db1 (for patronictl -c / the salt module)
         cluster.kill("db1")            # SIGKILL Patroni and its PostgreSQL: the host "dies"
+        cluster.stop_member("db1")     # SIGTERM to Patroni only, as `systemctl stop patroni`
         cluster.start_member("db1")    # bring it back (it rejoins, rewinding if needed)
         cluster.psql("db2", "select 1")  # as the postgres superuser over the member's socket
 
@@ -24,27 +25,18 @@ import copy
 import json
 import os
 import pwd
-import shutil
 import signal
 import ssl
 import subprocess
 import time
 
-import jinja2
-
-from tests.helpers.inventory import REPO
+from clusters.base import Cluster
+from clusters.templates import render_template
 
 MEMBERS = ("db1", "db2", "db3")
 
 
-def render_template(relpath, context):
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(REPO / "salt")), keep_trailing_newline=True,
-                             extensions=["jinja2.ext.do"])
-    env.filters["json"] = json.dumps
-    return env.get_template(relpath).render(**context)
-
-
-class PatroniCluster:
+class PatroniCluster(Cluster):
     def __init__(self, etcd_context, patroni_context, workdir, offset=0):
         self.etcd_context = etcd_context["etcd"]
         self.patroni_context = patroni_context["patroni"]
@@ -55,6 +47,8 @@ class PatroniCluster:
         self.tls = bool((self.patroni_context.get("tls") or {}).get("enabled"))
         self.scheme = "https" if self.tls else "http"
         self.pki = {}
+        # extra environment of a member's Patroni (and so of its PostgreSQL: archive_command, restore_command)
+        self.member_env = {}
 
     def ports(self, i):
         return {"client": 12379 + 2 * i + self.offset, "peer": 12380 + 2 * i + self.offset,
@@ -69,10 +63,9 @@ class PatroniCluster:
         Each certificate carries the names tools/gen_tls.py gives that host of the compact topology (its
         names and IP, loopback, and the main VIP's IP and names: clients reach PostgreSQL through it)."""
         import gen_tls
+        from _modules.ha_inventory import read_inventory
 
-        from tests.helpers.inventory import load_inventory
-
-        inventory = load_inventory("compact")
+        inventory = read_inventory("compact")
 
         pki_dir = os.path.join(self.workdir, "pki")
         os.makedirs(pki_dir, mode=0o755, exist_ok=True)
@@ -166,7 +159,7 @@ class PatroniCluster:
         log = open(os.path.join(mdir, "patroni.log"), "a")
         self.patroni_procs[name] = subprocess.Popen(
             ["runuser", "-u", "postgres", "--", "patroni", config], stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, cwd=mdir)
+            start_new_session=True, cwd=mdir, env=dict(os.environ, **self.member_env.get(name, {})))
 
     def kill(self, name):
         """SIGKILL the member's Patroni and PostgreSQL at once, as a host crash would."""
@@ -174,6 +167,21 @@ class PatroniCluster:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         self._kill_postmaster(name)
+
+    def stop_member(self, name, timeout=90):
+        """Stop the member's Patroni as `systemctl stop patroni` does (SIGTERM to Patroni only): it shuts
+        PostgreSQL down and leaves the DCS."""
+        proc = self.patroni_procs.pop(name)
+        # to Patroni itself: runuser, its parent, would SIGKILL it 2 s after passing a SIGTERM on
+        with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
+            for child in f.read().split():
+                os.kill(int(child), signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            self._kill_postmaster(name)
 
     def _kill_postmaster(self, name):
         """PostgreSQL daemonizes under Patroni: find the postmaster by its data dir."""
@@ -219,17 +227,6 @@ class PatroniCluster:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         self.etcd_procs.clear()
-
-    def __enter__(self):
-        try:
-            return self.start()
-        except Exception:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc):
-        self.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
 
     @staticmethod
     def _wait(check, timeout, what):

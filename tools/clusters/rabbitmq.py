@@ -24,13 +24,14 @@ import shutil
 import subprocess
 import time
 
-from tests.helpers.patroni_cluster import render_template
+from clusters.base import Cluster
+from clusters.templates import render_template
 
 NAMES = ("rmq1", "rmq2", "rmq3")
 COOKIE = "/var/lib/rabbitmq/.erlang.cookie"
 
 
-class RabbitCluster:
+class RabbitCluster(Cluster):
     def __init__(self, rabbitmq_context, cookie, workdir, base_port=41000, tls=None):
         self.context = copy.deepcopy(rabbitmq_context["rabbitmq"])
         if tls:
@@ -131,17 +132,6 @@ class RabbitCluster:
             with open(COOKIE, "w") as f:
                 f.write(self._saved_cookie)
             os.chmod(COOKIE, 0o400)
-
-    def __enter__(self):
-        try:
-            return self.start()
-        except Exception:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc):
-        self.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
 
     @staticmethod
     def wait(check, timeout, what, interval=0.5):

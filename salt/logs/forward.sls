@@ -1,0 +1,71 @@
+{%- from 'logs/map.jinja' import logs with context %}
+{%- from 'common/tofs.jinja' import files_switch with context %}
+# Every host: rsyslog forwards everything it logs (the journal and syslog,
+# auth/authpriv included: sshd, sudo, PostgreSQL, Patroni, Airflow's units) to
+# each log host of the inventory over TLS, both sides checking the other's
+# certificate of the cluster CA. A disk-assisted queue per log host keeps
+# what is logged while it is down (saved across a restart of rsyslog) and
+# delivers it when it is back.
+{%- if logs.servers %}
+{%- if logs.tls_fix %}
+logs-forward-needs-tls:
+  test.fail_without_changes:
+    - name: {{ logs.tls_fix | json }}
+    - failhard: True
+{%- else %}
+include:
+  - pki
+
+logs-rsyslog-packages:
+  pkg.installed:
+    - pkgs: {{ logs.packages | json }}
+
+logs-rsyslog-tls-key:
+  # rsyslog's own copy of the host key (rsyslog runs as root)
+  file.managed:
+    - name: {{ logs.tls.key_file | json }}
+    - contents_pillar: tls:key
+    - user: root
+    - group: root
+    - mode: '0600'
+    - show_changes: False
+    - require:
+      - file: pki-dir
+
+logs-forward-spool-dir:
+  file.directory:
+    - name: {{ logs.spool_dir | json }}
+    - user: root
+    - group: root
+    - mode: '0700'
+    - require:
+      - pkg: logs-rsyslog-packages
+
+logs-forward-config:
+  file.managed:
+    - name: {{ (logs.config_dir ~ '/60-airflow-ha-forward.conf') | json }}
+    - source: {{ files_switch('logs', ['forward.conf.jinja'], 'logs-forward-config') }}
+    - template: jinja
+    - user: root
+    - group: root
+    - mode: '0644'
+    - context:
+        logs: {{ logs | json }}
+    - check_cmd: rsyslogd -N1 -f
+    - require:
+      - pkg: logs-rsyslog-packages
+      - file: logs-forward-spool-dir
+
+logs-rsyslog-running:
+  service.running:
+    - name: {{ logs.service }}
+    - enable: True
+    - require:
+      - file: pki-ca-cert
+    - watch:
+      - file: logs-forward-config
+      # rsyslog's TLS driver reads its certificate and key at start only
+      - file: logs-rsyslog-tls-key
+      - file: pki-host-cert
+{%- endif %}
+{%- endif %}

@@ -1,0 +1,56 @@
+{%- from 'logs/map.jinja' import logs with context %}
+{%- from 'common/tofs.jinja' import files_switch with context %}
+# The central log host (role logs): rsyslog takes every host's logs over TLS
+# (mutual x509: certificates of the cluster CA naming an inventory host) on
+# the port map's port and writes <remote_dir>/<host>/<program>.log (0700
+# directories, 0600 files, root); logrotate keeps logs:retention_days days.
+# It forwards its own logs too (logs.forward, every host), to itself.
+{%- if logs.tls_fix %}
+logs-needs-tls:
+  test.fail_without_changes:
+    - name: {{ logs.tls_fix | json }}
+    - failhard: True
+{%- else %}
+include:
+  - logs.forward
+
+logs-remote-dir:
+  file.directory:
+    - name: {{ logs.remote_dir | json }}
+    - user: root
+    - group: root
+    - mode: '0700'
+    - makedirs: True
+
+logs-receiver-config:
+  file.managed:
+    - name: {{ (logs.config_dir ~ '/10-airflow-ha-receiver.conf') | json }}
+    - source: {{ files_switch('logs', ['receiver.conf.jinja'], 'logs-receiver-config') }}
+    - template: jinja
+    - user: root
+    - group: root
+    - mode: '0644'
+    - context:
+        logs: {{ logs | json }}
+    - check_cmd: rsyslogd -N1 -f
+    - require:
+      - pkg: logs-rsyslog-packages
+      - file: logs-remote-dir
+    - watch_in:
+      - service: logs-rsyslog-running
+
+logs-retention:
+  # logrotate's own daily timer (Debian and RedHat) runs it; `logrotate -d` checks it first
+  file.managed:
+    - name: {{ logs.logrotate_config | json }}
+    - source: {{ files_switch('logs', ['logrotate.conf.jinja'], 'logs-retention') }}
+    - template: jinja
+    - user: root
+    - group: root
+    - mode: '0644'
+    - context:
+        logs: {{ logs | json }}
+    - check_cmd: logrotate -d
+    - require:
+      - pkg: logs-rsyslog-packages
+{%- endif %}

@@ -1,0 +1,190 @@
+"""The secrets drill (tools/lab/drill_secrets.py) run for real, its scripts in bash with grep and stat,
+against hosts that are directories here: a clean lab passes; each kind of leak (a password in the
+master's job cache, in a log; another host's TLS key; the CA key; the repo on a minion; a world-readable
+or shared-group secret file; the job cache world-readable) is found and named by its pillar key,
+never by its value."""
+
+import grp
+import os
+import pwd
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tests.helpers.inventory import REPO
+
+sys.path.insert(0, str(REPO / "tools" / "lab"))
+import drill_secrets  # noqa: E402
+
+import gen_secrets  # noqa: E402
+import gen_tls  # noqa: E402
+
+INV = {"hosts": {"db1": {"ip": "10.0.0.1", "roles": ["postgres"]}, "af1": {"ip": "10.0.0.2", "roles": ["scheduler"]}}}
+ME = pwd.getpwuid(os.getuid()).pw_name
+MY_GROUP = grp.getgrgid(os.getgid()).gr_name
+
+
+@pytest.fixture(scope="module")
+def secrets_dir(tmp_path_factory):
+    """A secrets dir as tools/gen_secrets.py writes it: the file, tls/<host>.sls, ca/ca.key."""
+    out = tmp_path_factory.mktemp("secrets") / ".secrets"
+    tree = {}
+    gen_secrets.fill(tree)
+    ca_cert, _ = gen_tls.generate([{"hosts": INV["hosts"], "network": "10.0.0.0/24", "vips": {}}], str(out),
+                                  str(out / "ca"))
+    gen_tls.write_private(str(out / "airflow_ha_secrets.sls"), yaml.safe_dump({"secrets": tree,
+                                                                               "tls": {"ca_cert": ca_cert}}))
+    return out
+
+
+def local(host, script, stdin=""):
+    proc = subprocess.run(["bash", "-c", script], input=stdin, capture_output=True, text=True, timeout=60)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def put(path, text, mode=0o600):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    path.chmod(mode)
+
+
+@pytest.fixture
+def lab(tmp_path, secrets_dir):
+    """(roots, values, repo): two hosts as they should be after a bring-up."""
+    values = drill_secrets.secret_values(secrets_dir)
+    roots = {h: tmp_path / h for h in INV["hosts"]}
+    for root in roots.values():
+        (root / "var" / "log" / "salt").mkdir(parents=True)
+        put(root / "var" / "log" / "syslog", "started\n", 0o640)
+    master = roots["db1"]
+    for d in ("var/cache/salt/master/jobs/ab", "var/cache/salt/master/pillar"):
+        (master / d).mkdir(parents=True)
+    for d in ("var/cache/salt/master/jobs", "var/cache/salt/master/pillar", "var/cache/salt/master", "var/log/salt"):
+        (master / d).chmod(0o700)
+    put(master / "var/cache/salt/master/jobs/ab/return.p", "{'roles': ['postgres'], 'api_url': 'https://x'}")
+    # the minion data cache holds the pillar by design (not a leak; its directory's mode is checked)
+    put(master / "var/cache/salt/master/pillar/af1.p", values["secrets:postgres:superuser_password"])
+    put(master / "srv/airflow-ha/.secrets/airflow_ha_secrets.sls", values["secrets:postgres:superuser_password"])
+    # the services' own files
+    put(master / "etc/airflow-ha/pki/postgres.key", values["tls:key of db1"])
+    put(master / "etc/patroni/config.yml", f"password: {values['secrets:postgres:replication_password']}\n")
+    put(roots["af1"] / "etc/default/airflow", f"X={values['secrets:postgres:airflow_password']}\n", 0o640)
+    put(roots["af1"] / "etc/airflow-ha/pki/etcd.key", values["tls:key of af1"])
+    repo = tmp_path / "repo"
+    (repo / ".secrets").mkdir(parents=True, mode=0o700)
+    return roots, values, repo
+
+
+def run(lab, secrets_dir):
+    roots, _, repo = lab
+    return drill_secrets.drill_secrets(INV, execute=local, secrets_dir=secrets_dir, repo=repo,
+                                       roots={h: str(r) for h, r in roots.items()})
+
+
+def findings(lab, secrets_dir):
+    with pytest.raises(AssertionError) as err:
+        run(lab, secrets_dir)
+    return str(err.value)
+
+
+def test_a_clean_lab_passes(lab, secrets_dir, monkeypatch):
+    # a service group with no member users (as on the hosts); this machine's own group may list users
+    monkeypatch.setattr(drill_secrets, "SHARED_GROUPS", drill_secrets.SHARED_GROUPS - {MY_GROUP})
+    result = run(lab, secrets_dir)
+    assert result["findings"] == 0 and result["hosts"] == 2
+    assert result["service_files"] == 4
+    assert result["secrets"] >= 18  # every password and private key, both TLS keys, the CA key
+
+
+def test_every_secret_is_searched_for_and_public_halves_are_not(secrets_dir):
+    values = drill_secrets.secret_values(secrets_dir)
+    assert "secrets:card:ssh_private_key" in values and "secrets:card:ssh_public_key" not in values
+    assert {"tls:key of db1", "tls:key of af1", "the CA key"} <= set(values)
+    strings = drill_secrets.patterns(values)
+    assert all(len(s) >= drill_secrets.SHORTEST and "\n" not in s for s in strings)
+    assert set(strings.values()) == set(values)
+
+
+@pytest.mark.parametrize("where, label", [
+    ("db1:var/cache/salt/master/jobs/ab/return.p", "secrets:rabbitmq:admin_password"),
+    ("db1:var/log/salt/master", "secrets:airflow:fernet_key"),
+    ("af1:var/log/syslog", "secrets:grafana:admin_password"),
+    ("af1:etc/airflow-ha/pki/copy.key", "tls:key of db1"),
+    ("af1:tmp/x", "the CA key"),
+    ("db1:etc/somewhere.pem", "the CA key"),
+    ("af1:opt/airflow/logs/dag_id=x/attempt=1.log", "secrets:postgres:airflow_password"),
+])
+def test_a_secret_where_it_must_not_be_is_found_by_its_key_not_its_value(lab, secrets_dir, where, label):
+    roots, values, _ = lab
+    host, path = where.split(":")
+    value = values[label]
+    # a job return or a log line holds a PEM with its newlines escaped
+    put(roots[host] / path, "ret: " + value.replace("\n", "\\n") + " end", 0o600)
+    text = findings(lab, secrets_dir)
+    assert f"{host}: {label} in /{path}" in text
+    assert value.splitlines()[0 if "\n" not in value else 1] not in text
+
+
+def test_a_world_readable_or_group_shared_secret_file_is_found(lab, secrets_dir, monkeypatch):
+    roots, values, _ = lab
+    (roots["db1"] / "etc/patroni/config.yml").chmod(0o644)
+    (roots["af1"] / "etc/airflow-ha/pki/etcd.key").chmod(0o640)
+    monkeypatch.setattr(drill_secrets, "SHARED_GROUPS", drill_secrets.SHARED_GROUPS | {MY_GROUP})
+    text = findings(lab, secrets_dir)
+    assert "db1: /etc/patroni/config.yml (secrets:postgres:replication_password; 644" in text
+    assert "is readable by others" in text
+    assert "af1: /etc/airflow-ha/pki/etcd.key (tls:key of af1; 640" in text and "a private key or Salt's state cache, readable" in text
+    assert f"af1: /etc/default/airflow (secrets:postgres:airflow_password; 640 {ME}:{MY_GROUP}) is readable by group" \
+        in text
+
+
+def test_salts_own_state_cache_on_a_minion_may_hold_its_secrets_owner_only(lab, secrets_dir, monkeypatch):
+    roots, values, _ = lab
+    monkeypatch.setattr(drill_secrets, "SHARED_GROUPS", drill_secrets.SHARED_GROUPS - {MY_GROUP})
+    cache = roots["af1"] / "var/cache/salt/minion/highstate.cache.p"
+    put(cache, "password: " + values["secrets:ftp:password"])
+    assert run(lab, secrets_dir)["service_files"] == 5
+    cache.chmod(0o640)
+    assert "af1: /var/cache/salt/minion/highstate.cache.p (secrets:ftp:password; 640" in findings(lab, secrets_dir)
+    put(roots["af1"] / "var/cache/salt/minion/proc/2026", "x " + values["secrets:ftp:password"])
+    assert "af1: secrets:ftp:password in /var/cache/salt/minion/proc/2026" in findings(lab, secrets_dir)
+
+
+def test_the_repo_on_a_minion_and_a_world_readable_job_cache_are_found(lab, secrets_dir):
+    roots, _, _ = lab
+    (roots["af1"] / "srv/airflow-ha").mkdir(parents=True)
+    for d in ("var", "var/cache", "var/cache/salt", "var/cache/salt/master", "var/cache/salt/master/jobs",
+              "var/cache/salt/master/pillar"):
+        (roots["db1"] / d).chmod(0o755)
+    text = findings(lab, secrets_dir)
+    assert "db1: /var/cache/salt/master/pillar is mode 755 and reachable by others" in text
+    assert "af1: the repo (with .secrets/) is mounted at /srv/airflow-ha on a minion" in text
+    assert "db1: /var/cache/salt/master/jobs is mode 755 and reachable by others" in text
+
+
+def test_an_open_job_cache_inside_an_owner_only_cache_dir_is_not_reachable(lab, secrets_dir):
+    # Salt makes jobs/ 0755 itself; the 0700 directory above it keeps others out
+    roots, _, _ = lab
+    for d in ("var", "var/cache", "var/cache/salt"):
+        (roots["db1"] / d).chmod(0o755)
+    (roots["db1"] / "var/cache/salt/master").chmod(0o700)
+    (roots["db1"] / "var/cache/salt/master/jobs").chmod(0o755)
+    try:
+        text = run(lab, secrets_dir)
+    except AssertionError as err:  # other findings of this fake host may remain; not this one
+        text = str(err)
+    assert "/var/cache/salt/master/jobs" not in str(text)
+
+
+def test_this_machines_secrets_dir_must_be_owner_only(lab, secrets_dir):
+    _, _, repo = lab
+    (repo / ".secrets").chmod(0o755)
+    assert "/.secrets is mode 755: 0700" in findings(lab, secrets_dir)
+
+
+def test_the_drill_is_registered_after_security():
+    import drill
+
+    assert drill.DRILLS[drill.DRILLS.index("security") + 1] == "secrets"

@@ -1,0 +1,200 @@
+"""Access-control drill on the running lab (issue 26, docs/access-control.md):
+every login goes through the VIP (HAProxy, https with TLS) to the api-servers'
+FAB auth manager and the ldap role's slapd.
+
+    .venv/bin/python tools/lab/drill.py auth
+
+- each seeded directory user (salt/ldap/defaults.yaml ldap:seed, password
+  secrets:ldap:seed_password) logs in through POST /auth/token; the user in no
+  mapped group, the disabled user and a wrong password are refused (401);
+- the roles hold: every role reads the smoke DAG, Viewer gets 403 on a trigger
+  and on pausing it, Op triggers it, User may not create a connection (Op may,
+  and deletes it again);
+- the break-glass admin (FAB user in the DB, secrets:airflow:admin_password)
+  logs in;
+- Flower through the VIP answers 401 without credentials, 200 with them;
+- the HTTPS frontend sends Strict-Transport-Security;
+- a headless Chromium renders the login page (screenshot under .lab/) and its
+  DOM holds a login form and no "Simple auth manager" text.
+
+FIGURE lines: the login round trip through the VIP (median and max over every
+login), Flower's answer without credentials, the login page check.
+"""
+
+import base64
+import json
+import shutil
+import ssl
+import statistics
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import yaml
+
+import drill as lab  # noqa: E402  (tools/lab/drill.py: api_base, port, REPO)
+
+ROLES_OF_GROUPS = None  # filled from ldap:seed
+
+
+def _context(ca_file):
+    return ssl.create_default_context(cafile=ca_file) if ca_file else None
+
+
+def http(method, url, ca_file, body=None, headers=None, timeout=30):
+    """(status, headers, JSON or text) of one request; HTTP errors are answers too."""
+    req = urllib.request.Request(url, method=method, headers=dict(headers or {}),
+                                 data=json.dumps(body).encode() if body is not None else None)
+    if body is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout, context=_context(ca_file)) as resp:
+            status, hdrs, text = resp.status, dict(resp.headers), resp.read().decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        status, hdrs, text = exc.code, dict(exc.headers), exc.read().decode(errors="replace")
+    try:
+        return status, hdrs, json.loads(text)
+    except ValueError:
+        return status, hdrs, text
+
+
+def seed_users():
+    """The lab's seed: {uid: (roles, disabled)} from salt/ldap/defaults.yaml."""
+    seed = yaml.safe_load((lab.REPO / "salt" / "ldap" / "defaults.yaml").read_text())["seed"]
+    users = {}
+    for user in seed["users"]:
+        roles = sorted({seed["groups"][g] for g in user.get("groups") or [] if g in seed["groups"]})
+        users[user["uid"]] = (roles, bool(user.get("disabled")))
+    return users
+
+
+def secrets():
+    return yaml.safe_load((lab.REPO / ".secrets" / "airflow_ha_secrets.sls").read_text())["secrets"]
+
+
+def login(base, ca_file, username, password):
+    started = time.monotonic()
+    status, _, body = http("POST", f"{base}/auth/token", ca_file, {"username": username, "password": password})
+    elapsed = time.monotonic() - started
+    return status, (body.get("access_token") if isinstance(body, dict) else None), elapsed
+
+
+def check(condition, what, failures):
+    print(("ok   " if condition else "FAIL ") + what)
+    if not condition:
+        failures.append(what)
+
+
+def chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    raise RuntimeError("no headless Chromium on this machine: apt-get install chromium")
+
+
+def login_page(base, ca_file, failures, out=None):
+    """Screenshot and DOM of the login page in a headless Chromium; the DOM must
+    hold a login form and no trace of the simple auth manager."""
+    browser = chromium()
+    out = out or lab.REPO / ".lab"
+    out.mkdir(exist_ok=True)
+    shot = out / "auth-login.png"
+    url = f"{base}/auth/login/"
+    # the cluster CA is not in Chromium's store here: the certificate was verified above (urllib, CA file)
+    common = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--ignore-certificate-errors",
+              "--window-size=1280,900", "--virtual-time-budget=8000"]
+    started = time.monotonic()
+    dom = subprocess.run([*common, "--dump-dom", url], capture_output=True, text=True, timeout=120).stdout
+    subprocess.run([*common, f"--screenshot={shot}", url], capture_output=True, text=True, timeout=120)
+    seconds = time.monotonic() - started
+    lowered = dom.lower()
+    check("simple auth manager" not in lowered, "login page: no 'Simple auth manager' text", failures)
+    check('name="password"' in lowered or "type=\"password\"" in lowered, "login page: a password field", failures)
+    check(shot.exists() and shot.stat().st_size > 0, f"login page screenshot {shot}", failures)
+    return {"screenshot": str(shot), "dom_bytes": len(dom), "seconds": round(seconds, 1)}
+
+
+def drill_auth(inv):
+    base, ca_file = lab.api_base(inv)
+    s = secrets()
+    seed_password = s["ldap"]["seed_password"]
+    failures, times, tokens = [], [], {}
+    users = seed_users()
+
+    # logins: every user with a role in, the others out
+    for uid, (roles, disabled) in sorted(users.items()):
+        status, token, elapsed = login(base, ca_file, uid, seed_password)
+        if roles and not disabled:
+            times.append(elapsed)
+            check(status == 201 and token, f"{uid} ({','.join(roles)}) logs in through the VIP: {status}", failures)
+            tokens[roles[0]] = token
+        else:
+            why = "disabled" if disabled else "in no mapped group"
+            check(status == 401, f"{uid} ({why}) is refused: {status}", failures)
+    status, _, _ = login(base, ca_file, next(iter(users)), seed_password + "x")
+    check(status == 401, f"a wrong password is refused: {status}", failures)
+    status, token, elapsed = login(base, ca_file, "admin", s["airflow"]["admin_password"])
+    times.append(elapsed)
+    check(status == 201 and token, f"the break-glass admin logs in: {status}", failures)
+    # more round trips for the figure
+    for _ in range(3):
+        for uid, (roles, disabled) in sorted(users.items()):
+            if roles and not disabled:
+                times.append(login(base, ca_file, uid, seed_password)[2])
+
+    # what each role may do
+    dag = "airflow_ha_smoke"
+
+    def api(method, path, role, body=None):
+        return http(method, f"{base}/api/v2{path}", ca_file, body,
+                    {"Authorization": f"Bearer {tokens[role]}"})[0]
+
+    for role in ("Admin", "Op", "User", "Viewer"):
+        if role in tokens:
+            check(api("GET", f"/dags/{dag}", role) == 200, f"{role} reads the DAG", failures)
+    if "Viewer" in tokens:
+        check(api("POST", f"/dags/{dag}/dagRuns", "Viewer", {"logical_date": None}) == 403,
+              "Viewer may not trigger (403)", failures)
+        check(api("PATCH", f"/dags/{dag}", "Viewer", {"is_paused": True}) == 403,
+              "Viewer may not pause (403)", failures)
+    if "Op" in tokens:
+        check(api("POST", f"/dags/{dag}/dagRuns", "Op", {"logical_date": None}) == 200, "Op triggers the DAG",
+              failures)
+    conn = {"connection_id": "drill_auth_probe", "conn_type": "http", "host": "example.invalid"}
+    if "User" in tokens:
+        check(api("POST", "/connections", "User", conn) == 403, "User may not create a connection (403)", failures)
+    if "Op" in tokens:
+        status = api("POST", "/connections", "Op", conn)
+        check(status in (201, 409), f"Op creates a connection: {status}", failures)
+        check(api("DELETE", "/connections/drill_auth_probe", "Op") == 204, "Op deletes it", failures)
+
+    # HSTS on the https frontend
+    if base.startswith("https"):
+        _, headers, _ = http("GET", f"{base}/api/v2/monitor/health", ca_file)
+        hsts = {k.lower(): v for k, v in headers.items()}.get("strict-transport-security", "")
+        check(hsts.startswith("max-age="), f"HSTS header on the UI: {hsts!r}", failures)
+
+    # Flower through the VIP
+    vip = inv["vips"]["main"]["ip"]
+    scheme = "https" if ca_file else "http"
+    flower = f"{scheme}://{vip}:{lab.port('haproxy', 'Flower')}/"
+    flower_anon = http("GET", flower, ca_file)[0]
+    check(flower_anon == 401, f"Flower without credentials: {flower_anon}", failures)
+    user = yaml.safe_load((lab.REPO / "salt" / "airflow" / "defaults.yaml").read_text())["flower_user"]
+    auth = base64.b64encode(f"{user}:{s['airflow']['flower_password']}".encode()).decode()
+    flower_ok = http("GET", flower, ca_file, headers={"Authorization": f"Basic {auth}"})[0]
+    check(flower_ok == 200, f"Flower with its credentials: {flower_ok}", failures)
+
+    page = login_page(base, ca_file, failures)
+
+    median, worst = statistics.median(times), max(times)
+    print(f"FIGURE drill auth: login round trip through the VIP (POST /auth/token, FAB + LDAPS): median "
+          f"{median * 1000:.0f} ms, max {worst * 1000:.0f} ms over {len(times)} logins")
+    print(f"FIGURE drill auth: Flower without credentials -> {flower_anon}; login page rendered by headless "
+          f"Chromium in {page['seconds']} s, no simple auth manager text: "
+          f"{'yes' if not any('Simple auth' in f for f in failures) else 'NO'}")
+    if failures:
+        raise AssertionError(f"drill auth: {len(failures)} checks failed: {failures}")
+    return {"login_median_ms": round(median * 1000), "login_max_ms": round(worst * 1000), "logins": len(times),
+            "flower_without_credentials": flower_anon, "login_page": page}

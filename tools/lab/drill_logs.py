@@ -1,0 +1,144 @@
+"""Central logs drill on the running lab (issue 22): nothing logged while the
+log host is down is lost, and what arrives is root-only.
+
+    .venv/bin/python tools/lab/drill.py logs
+
+1. rsyslog stopped on the log host(s) (role logs; its socket too on Debian,
+   or journald's forwarding would start it again);
+2. on every other host K messages ``logger -t airflow-ha-drill`` and one
+   authpriv event (``logger -p authpriv.notice``, as sshd and sudo log);
+3. rsyslog started again after the outage; within 120 s every message must be
+   in /var/log/remote/<host>/airflow-ha-drill.log on a log host (<host> the
+   inventory name: the receiver names a sender by its address);
+4. a second batch, sent while the log host is up, each message carrying its
+   send time: the delivery delay is the log host's receive time (the first
+   field of each line) minus that; p95 over all of them;
+5. everything under /var/log/remote: directories 0700, files 0600, root.
+
+Prints ``FIGURE drill logs: sent S received R across a log host outage of T s;
+delivery delay p95 X s with the log host up`` and raises AssertionError when
+R != S (or a mode is wrong). About 1-2 minutes.
+"""
+
+import re
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+
+from drill import roles, run
+from drill_throughput import percentile
+
+REPO = Path(__file__).resolve().parents[2]
+TAG = "airflow-ha-drill"
+K = 20           # messages per host during the outage
+UP_BATCH = 20    # messages per host with the log host up (the delay figure)
+OUTAGE_S = 20    # how long the log host stays down after the last message was logged
+ARRIVAL_TIMEOUT = 120
+REMOTE_DIR = yaml.safe_load((REPO / "salt" / "logs" / "defaults.yaml").read_text())["remote_dir"]
+STOP = "systemctl stop syslog.socket 2>/dev/null; systemctl stop rsyslog.service"
+START = "systemctl start rsyslog.service"
+# the tag as forwarded (RFC 5424: the app name alone; legacy syslog: ``tag[pid]:``)
+LINE = re.compile(r"^(\S+) \S+ (\S+) " + re.escape(TAG) + r"(?:\[\d+\])?:? drill (\S+) (\S+) (\S+) (\d+)(?: sent=([\d.]+))?")
+
+
+def emit_script(run_id, phase, host, count, auth=False):
+    """bash: ``count`` tagged messages (each with its send time), and one authpriv event."""
+    script = (f'for i in $(seq 1 {count}); do logger -t {TAG} "drill {run_id} {phase} {host} $i sent=$(date +%s.%N)"; '
+              f"done")
+    if auth:
+        script += f'; logger -p authpriv.notice -t {TAG} "drill {run_id} {phase}-auth {host} 0"'
+    return script
+
+
+def parse(text, run_id):
+    """[(host dir, phase, sender, number, sent epoch or None, received epoch)] of this run's lines."""
+    found = []
+    for line in text.splitlines():
+        line = line.split(":", 1)[1] if line.startswith("/") else line  # grep -H's file name
+        m = LINE.match(line)
+        if not m or m.group(3) != run_id:
+            continue
+        received = datetime.fromisoformat(m.group(1)).timestamp()
+        sent = float(m.group(7)) if m.group(7) else None
+        found.append((m.group(2), m.group(4), m.group(5), int(m.group(6)), sent, received))
+    return found
+
+
+def arrived(inv, run_id):
+    """Every line of this run in the log hosts' airflow-ha-drill.log files."""
+    found = []
+    for server in roles(inv, "logs"):
+        out = run(server, f"grep -hF 'drill {run_id} ' {REMOTE_DIR}/*/{TAG}.log 2>/dev/null; true", check=False)
+        found += parse(out.stdout, run_id)
+    return found
+
+
+def delivered(found, phase, senders):
+    """Distinct (sender, phase, number) of ``phase`` filed under the sender's own directory."""
+    return {(s, p, n) for d, p, s, n, _, _ in found if p.startswith(phase) and s == d and s in senders}
+
+
+def modes_problems(inv):
+    problems = []
+    for server in roles(inv, "logs"):
+        out = run(server, f"find {REMOTE_DIR} -printf '%m %u %g %y %p\\n'").stdout
+        for line in out.splitlines():
+            mode, user, group, kind, path = line.split(" ", 4)
+            want = "700" if kind == "d" else "600"
+            if (mode, user, group) != (want, "root", "root"):
+                problems.append(f"{server}:{path} is {mode} {user}:{group}, want {want} root:root")
+    return problems
+
+
+def drill_logs(inv):
+    servers = roles(inv, "logs")
+    assert servers, "no host of the inventory has the logs role"
+    senders = [h for h in inv["hosts"] if h not in servers]
+    assert senders, "every host is a log host: nothing to send from"
+    run_id = uuid.uuid4().hex[:10]
+
+    down = time.monotonic()
+    for server in servers:
+        run(server, STOP)
+    try:
+        for host in senders:
+            run(host, emit_script(run_id, "outage", host, K, auth=True))
+        time.sleep(OUTAGE_S)
+    finally:
+        for server in servers:
+            run(server, START)
+    outage = time.monotonic() - down
+    sent = len(senders) * (K + 1)
+    deadline = time.monotonic() + ARRIVAL_TIMEOUT
+    while True:
+        received = len(delivered(arrived(inv, run_id), "outage", senders))
+        if received >= sent or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+
+    for host in senders:
+        run(host, emit_script(run_id, "up", host, UP_BATCH))
+    deadline = time.monotonic() + 60
+    while len(delivered(found := arrived(inv, run_id), "up", senders)) < len(senders) * UP_BATCH \
+            and time.monotonic() < deadline:
+        time.sleep(1)
+    delays = [max(0.0, rcv - snt) for d, p, s, n, snt, rcv in found if p == "up" and s == d and snt is not None]
+    p95 = percentile(delays, 0.95)
+    print(f"FIGURE drill logs: sent {sent} received {received} across a log host outage of {outage:.0f} s; "
+          f"delivery delay p95 {p95 if p95 is None else round(p95, 2)} s with the log host up")
+    assert received == sent, (f"{sent - received} of {sent} messages logged while the log host was down never "
+                              f"arrived (run {run_id})")
+    assert len(delays) == len(senders) * UP_BATCH, \
+        f"{len(senders) * UP_BATCH - len(delays)} messages sent with the log host up never arrived (run {run_id})"
+    problems = modes_problems(inv)
+    assert not problems, "; ".join(problems)
+    return {"sent": sent, "received": received, "outage_s": round(outage, 1), "delay_p95_s": p95}
+
+
+if __name__ == "__main__":
+    import drill as _lab
+
+    drill_logs(_lab.inventory())
