@@ -21,37 +21,43 @@ def heal():
     return module
 
 
-def stub(heal, monkeypatch, status, answering=(), status_rc=0):
+def stub(heal, monkeypatch, status, answering=(), status_rc=0, apps_running=None, host="db1"):
+    """``answering``: nodes that answer a ping; ``apps_running``: those whose rabbit app runs (default: the same)."""
     calls = []
+    apps_running = answering if apps_running is None else apps_running
 
     def run(*cmd):
         calls.append(cmd)
         if cmd[:2] == ("rabbitmqctl", "cluster_status"):
             return subprocess.CompletedProcess(cmd, status_rc, json.dumps(status) if status_rc == 0 else "", "")
         if cmd[0] == "rabbitmq-diagnostics":
-            return subprocess.CompletedProcess(cmd, 0 if cmd[2] in answering else 69, "", "")
+            up = answering if cmd[-1] == "ping" else apps_running
+            return subprocess.CompletedProcess(cmd, 0 if cmd[2] in up else 69, "", "")
         return subprocess.CompletedProcess(cmd, 0, "", "")
 
     monkeypatch.setattr(heal, "run", run)
+    monkeypatch.setattr(heal.socket, "gethostname", lambda: host)
     return calls
 
 
 def restarted(calls):
-    return [c[1] for c in calls if c[0] == "rabbitmqctl" and c[1] in ("stop_app", "start_app")]
+    """The restarts, as (target node or None for this one, step)."""
+    return [(c[2] if c[1] == "-n" else None, c[-1]) for c in calls
+            if c[0] == "rabbitmqctl" and c[-1] in ("stop_app", "start_app")]
 
 
 def test_stranded_minority_node_restarts_once_the_majority_answers(heal, monkeypatch):
     status = {"disk_nodes": NODES, "running_nodes": ["rabbit@db2"],
               "partitions": {"rabbit@db2": ["rabbit@db1", "rabbit@db3"]}}
-    calls = stub(heal, monkeypatch, status, answering=("rabbit@db1", "rabbit@db3"))
+    calls = stub(heal, monkeypatch, status, answering=("rabbit@db1", "rabbit@db3"), host="db2")
     assert heal.main() == 0
-    assert restarted(calls) == ["stop_app", "start_app"]
+    assert restarted(calls) == [(None, "stop_app"), (None, "start_app")]
 
 
 def test_minority_node_waits_while_the_cut_is_still_on(heal, monkeypatch):
     status = {"disk_nodes": NODES, "running_nodes": ["rabbit@db2"],
               "partitions": {"rabbit@db2": ["rabbit@db1", "rabbit@db3"]}}
-    calls = stub(heal, monkeypatch, status, answering=())
+    calls = stub(heal, monkeypatch, status, answering=(), host="db2")
     assert heal.main() == 0
     assert restarted(calls) == []
 
@@ -59,8 +65,8 @@ def test_minority_node_waits_while_the_cut_is_still_on(heal, monkeypatch):
 @pytest.mark.parametrize("status", [
     # healthy
     {"disk_nodes": NODES, "running_nodes": NODES, "partitions": {}},
-    # the majority side of the same partition
-    {"disk_nodes": NODES, "running_nodes": ["rabbit@db1", "rabbit@db3"],
+    # the majority side, the partitioned node rejoined: a stale record is not a stranded node
+    {"disk_nodes": NODES, "running_nodes": NODES,
      "partitions": {"rabbit@db1": ["rabbit@db2"], "rabbit@db3": ["rabbit@db2"]}},
     # a node down, no partition: nothing to heal
     {"disk_nodes": NODES, "running_nodes": ["rabbit@db1"], "partitions": {}},
@@ -74,4 +80,40 @@ def test_nothing_to_do(heal, monkeypatch, status):
 def test_paused_node_is_left_to_pause_minority(heal, monkeypatch):
     calls = stub(heal, monkeypatch, {}, status_rc=69)
     assert heal.main() == 0
+    assert restarted(calls) == []
+
+
+MAJORITY_VIEW = {"disk_nodes": NODES, "running_nodes": ["rabbit@db1", "rabbit@db3"],
+                 "partitions": {"rabbit@db1": ["rabbit@db2"], "rabbit@db3": ["rabbit@db2"]}}
+
+
+def test_majority_restarts_a_peer_that_runs_again_but_stays_left_out(heal, monkeypatch):
+    calls = stub(heal, monkeypatch, MAJORITY_VIEW, answering=tuple(NODES), host="db1")
+    assert heal.main() == 0
+    assert restarted(calls) == [("rabbit@db2", "stop_app"), ("rabbit@db2", "start_app")]
+
+
+def test_only_the_first_node_of_the_majority_acts(heal, monkeypatch):
+    calls = stub(heal, monkeypatch, MAJORITY_VIEW, answering=tuple(NODES), host="db3")
+    assert heal.main() == 0
+    assert restarted(calls) == []
+
+
+@pytest.mark.parametrize("answering, apps_running", [
+    (("rabbit@db1", "rabbit@db3"), ("rabbit@db1", "rabbit@db3")),  # the cut is still on
+    (tuple(NODES), ("rabbit@db1", "rabbit@db3")),  # paused by pause_minority: it rejoins by itself
+])
+def test_majority_leaves_an_unreachable_or_paused_peer_alone(heal, monkeypatch, answering, apps_running):
+    calls = stub(heal, monkeypatch, MAJORITY_VIEW, answering=answering, apps_running=apps_running, host="db1")
+    assert heal.main() == 0
+    assert restarted(calls) == []
+
+
+def test_a_failed_restart_is_reported(heal, monkeypatch, capsys):
+    calls = stub(heal, monkeypatch, MAJORITY_VIEW, answering=tuple(NODES), host="db1")
+    real = heal.run
+    monkeypatch.setattr(heal, "run", lambda *cmd: subprocess.CompletedProcess(cmd, 1, "", "boom")
+                        if cmd[-1] == "stop_app" else real(*cmd))
+    assert heal.main() == 1
+    assert "stop_app failed: boom" in capsys.readouterr().err
     assert restarted(calls) == []

@@ -217,6 +217,36 @@ def scenario(inv, name, base, client, victim, peers, ports=None, hold=60, via=No
     return result
 
 
+def rabbitmq_views(inv, nodes):
+    """Each node's view of the cluster (running nodes, partitions) and the last partition-heal lines, for a
+    drill that failed: which side is stranded tells the fix."""
+    views = {}
+    for node in nodes:
+        try:
+            status = drill.module_on(node, "rabbitmq_ha").cluster_status()
+            views[node] = {"running": status["running_nodes"], "partitions": status["partitions"]}
+        except Exception as exc:  # pylint: disable=broad-except  # paused, or the app stopped
+            views[node] = {"error": str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else repr(exc)}
+        views[node]["heal"] = run(node, "journalctl -u rabbitmq-partition-heal -n 4 --no-pager -o cat",
+                                  check=False).stdout.strip().splitlines()[-4:]
+    return views
+
+
+def heal_timer_acted(nodes, since):
+    """Whether the partition heal timer restarted a node since ``since``: the stranded node itself, or the
+    majority's first node when only the majority records the partition."""
+    return any("restarting" in run(node, f"journalctl -u rabbitmq-partition-heal --since '{since}' --no-pager -o cat",
+                                   check=False).stdout for node in nodes)
+
+
+def wait_whole(inv, nodes, timeout, what):
+    """Seconds until the RabbitMQ cluster is whole; on a timeout, each node's view goes into the error."""
+    try:
+        return wait(lambda: drill.rabbitmq_whole(inv), timeout, what)
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc}; each node's view: {json.dumps(rabbitmq_views(inv, nodes))}") from None
+
+
 def rabbitmq_node_isolated(inv, hold=45):
     """The RabbitMQ node leading the Celery queue cut off from the other nodes (Erlang distribution and
     epmd) while a 200-task fan-out runs: pause_minority pauses it, clients move to the majority; every task
@@ -243,22 +273,23 @@ def rabbitmq_node_isolated(inv, hold=45):
     fanout = threading.Thread(target=lambda: result.update(drill_throughput.fanout(inv)))
     fanout.start()
     time.sleep(5)
+    since = run(victim, "date '+%Y-%m-%d %H:%M:%S'").stdout.strip()
     isolate(victim, hold)
-    healed = wait(lambda: drill.rabbitmq_whole(inv), 300, "RabbitMQ cluster whole again after the long cut")
+    healed = wait_whole(inv, nodes, 300, "RabbitMQ cluster whole again after the long cut")
     fanout.join(timeout=900)
     assert result, "the fan-out across the RabbitMQ partition did not finish"
     print(f"FIGURE drill partition rabbitmq_node_isolated: cut {victim} (leader of the Celery queue) from the other "
           f"RabbitMQ nodes for {hold} s during a {result['tasks']}-task fan-out: all succeeded in {result['wall_s']:.0f} s "
           f"({result['tasks_per_s']:.1f} tasks/s), run twice {result['run_twice']}, unrecorded {result['unrecorded']}; "
-          f"cluster whole {healed:.0f} s after the lift", flush=True)
+          f"cluster whole {healed:.0f} s after the lift"
+          f"{' (the partition heal timer restarted a node)' if heal_timer_acted(nodes, since) else ''}", flush=True)
     blip = max(1, int(defaults["net_ticktime"]) - 1)
     blip_victim = drill.celery_queue_leader(inv)
     since = run(blip_victim, "date '+%Y-%m-%d %H:%M:%S'").stdout.strip()
     isolate(blip_victim, blip)
     window = 120 + int(defaults["partition_heal"]["interval"].rstrip("s"))
-    blip_healed = wait(lambda: drill.rabbitmq_whole(inv), window, f"RabbitMQ cluster whole again after a {blip} s cut")
-    restarted = "stranded in a minority" in run(
-        blip_victim, f"journalctl -u rabbitmq-partition-heal --since '{since}' --no-pager -o cat", check=False).stdout
+    blip_healed = wait_whole(inv, nodes, window, f"RabbitMQ cluster whole again after a {blip} s cut")
+    restarted = heal_timer_acted(nodes, since)
     print(f"FIGURE drill partition rabbitmq_blip: cut {blip_victim} for {blip} s (net_ticktime "
           f"{defaults['net_ticktime']} s): cluster whole {blip_healed:.0f} s after the lift; "
           f"{'stranded, restarted by the partition heal timer' if restarted else 'pause_minority recovered it'}",
