@@ -25,11 +25,13 @@ def stub(heal, monkeypatch, status, answering=(), status_rc=0, apps_running=None
     """``answering``: nodes that answer a ping; ``apps_running``: those whose rabbit app runs (default: the same)."""
     calls = []
     apps_running = answering if apps_running is None else apps_running
+    statuses = list(status) if isinstance(status, list) else [status]  # successive reads; the last one repeats
 
     def run(*cmd):
         calls.append(cmd)
         if cmd[:2] == ("rabbitmqctl", "cluster_status"):
-            return subprocess.CompletedProcess(cmd, status_rc, json.dumps(status) if status_rc == 0 else "", "")
+            current = statuses.pop(0) if len(statuses) > 1 else statuses[0]
+            return subprocess.CompletedProcess(cmd, status_rc, json.dumps(current) if status_rc == 0 else "", "")
         if cmd[0] == "rabbitmq-diagnostics":
             up = answering if cmd[-1] == "ping" else apps_running
             return subprocess.CompletedProcess(cmd, 0 if cmd[2] in up else 69, "", "")
@@ -37,6 +39,7 @@ def stub(heal, monkeypatch, status, answering=(), status_rc=0, apps_running=None
 
     monkeypatch.setattr(heal, "run", run)
     monkeypatch.setattr(heal.socket, "gethostname", lambda: host)
+    monkeypatch.setattr(heal, "GRACE_SECONDS", 0)
     return calls
 
 
@@ -65,9 +68,6 @@ def test_minority_node_waits_while_the_cut_is_still_on(heal, monkeypatch):
 @pytest.mark.parametrize("status", [
     # healthy
     {"disk_nodes": NODES, "running_nodes": NODES, "partitions": {}},
-    # the majority side, the partitioned node rejoined: a stale record is not a stranded node
-    {"disk_nodes": NODES, "running_nodes": NODES,
-     "partitions": {"rabbit@db1": ["rabbit@db2"], "rabbit@db3": ["rabbit@db2"]}},
     # a node down, no partition: nothing to heal
     {"disk_nodes": NODES, "running_nodes": ["rabbit@db1"], "partitions": {}},
 ])
@@ -91,6 +91,26 @@ def test_majority_restarts_a_peer_that_runs_again_but_stays_left_out(heal, monke
     calls = stub(heal, monkeypatch, MAJORITY_VIEW, answering=tuple(NODES), host="db1")
     assert heal.main() == 0
     assert restarted(calls) == [("rabbit@db2", "stop_app"), ("rabbit@db2", "start_app")]
+
+
+@pytest.mark.parametrize("partitions", [
+    # the majority still records a node that has rejoined: only that node's app going down clears it
+    {"rabbit@db1": ["rabbit@db2"], "rabbit@db3": ["rabbit@db2"]},
+    # a recorder that names a majority is itself the minority side
+    {"rabbit@db2": ["rabbit@db1", "rabbit@db3"]},
+])
+def test_a_rejoined_node_that_the_records_still_name_is_restarted(heal, monkeypatch, partitions):
+    status = {"disk_nodes": NODES, "running_nodes": NODES, "partitions": partitions}
+    calls = stub(heal, monkeypatch, status, answering=tuple(NODES), host="db1")
+    assert heal.main() == 0
+    assert restarted(calls) == [("rabbit@db2", "stop_app"), ("rabbit@db2", "start_app")]
+
+
+def test_records_that_clear_within_the_grace_period_are_left_alone(heal, monkeypatch):
+    healed = {"disk_nodes": NODES, "running_nodes": NODES, "partitions": {}}
+    calls = stub(heal, monkeypatch, [MAJORITY_VIEW, healed], answering=tuple(NODES), host="db1")
+    assert heal.main() == 0
+    assert restarted(calls) == []
 
 
 def test_only_the_first_node_of_the_majority_acts(heal, monkeypatch):

@@ -69,6 +69,8 @@ while not os.path.exists("{dir}/{name}.stop"):
         n += 1
     except Exception as exc:
         print(time.strftime("%H:%M:%S"), type(exc).__name__, str(exc).strip().splitlines()[0][:200], flush=True)
+        if type(exc).__name__ == "UniqueViolation":
+            n += 1  # the COMMIT went through but its answer was lost: that id is not counted as acknowledged
         try:
             conn.close()
         except Exception:

@@ -5,21 +5,27 @@ partition that Mnesia will not re-merge by itself.
 pause_minority pauses a node only once it has detected the cut (net_ticktime). A cut that heals
 around the moment of detection leaves Mnesia partitioned for good: the node's rabbit app runs,
 distribution is up again, but its Mnesia excludes the other members (rabbitmq-server#17319).
-RabbitMQ's documented recovery is to restart the nodes of the minority side; this does that,
-and only that:
-- nothing when the rabbit app is not running (paused by pause_minority, starting, stopped);
-- nothing when Mnesia reports no partition;
-- nothing while the majority is still unreachable (the cut is still on: pause_minority's case);
-- on a node stranded in the minority: restart its own rabbit app;
-- on the majority side, when a node it is partitioned from runs its app again but is still not
-  counted as running (that node's own view may show no partition, so it would never act): the
-  first running node of the majority restarts that node's rabbit app.
+RabbitMQ's documented recovery is to restart the nodes of the side that is not trusted; this does
+that, and only that:
+- nothing when the rabbit app is not running here (paused by pause_minority, starting, stopped),
+  or when no node records a partition;
+- a node stranded in a minority whose majority answers again restarts its own rabbit app;
+- otherwise the untrusted side is read from the partition records (a record names the minority
+  side; a recorder that names a majority is itself the minority). When such a node answers and
+  runs its app, and the records still say so after a grace period (the pause_minority and
+  start-up windows pass in less), the first running node outside that side restarts its rabbit
+  app. That also clears a record the majority keeps about a node that has already rejoined:
+  Mnesia forgets it only when that node's app goes down.
 Run by rabbitmq-partition-heal.timer; every action is logged to the journal.
 """
 import json
 import socket
 import subprocess
 import sys
+import time
+
+# a node being paused by pause_minority, or starting again, leaves that state in less
+GRACE_SECONDS = 20
 
 
 def run(*cmd):
@@ -44,32 +50,49 @@ def restart_app(node=None):
     return 0
 
 
-def main():
+def cluster_status():
     proc = run("rabbitmqctl", "cluster_status", "--formatter", "json")
-    if proc.returncode:
+    return json.loads(proc.stdout) if proc.returncode == 0 else None
+
+
+def untrusted(status):
+    """The nodes that the partition records put on the minority side."""
+    members = (status.get("disk_nodes") or []) + (status.get("ram_nodes") or [])
+    nodes = set()
+    for recorder, peers in (status.get("partitions") or {}).items():
+        nodes.update(peers if 2 * len(peers) < len(members) else [recorder])
+    return nodes
+
+
+def main():
+    status = cluster_status()
+    if status is None or not status.get("partitions"):
         return 0
-    status = json.loads(proc.stdout)
     members = (status.get("disk_nodes") or []) + (status.get("ram_nodes") or [])
     running = status.get("running_nodes") or []
-    partitioned = sorted({peer for peers in (status.get("partitions") or {}).values() for peer in peers})
-    if not partitioned:
-        return 0
-    if 2 * len(running) > len(members):
-        # the majority side: a peer that is up again but still left out is stranded for good
-        stranded = [node for node in partitioned if node not in running and answers(node) and app_running(node)]
-        # one actor: the first running node of the majority (node names are prefix@host name)
-        if not stranded or sorted(running)[0].split("@", 1)[-1] != socket.gethostname().split(".")[0]:
+    if 2 * len(running) <= len(members):
+        answering = [node for node in members if node not in running and answers(node)]
+        if 2 * (len(running) + len(answering)) <= len(members):
+            print(f"partitioned from {sorted(set(members) - set(running))}, majority unreachable: waiting",
+                  flush=True)
             return 0
-        print(f"{stranded} run again but stay partitioned from the majority {sorted(running)}: "
-              "restarting their rabbit app to rejoin", flush=True)
-        return max(restart_app(node) for node in stranded)
-    answering = [node for node in members if node not in running and answers(node)]
-    if 2 * (len(running) + len(answering)) <= len(members):
-        print(f"partitioned from {sorted(set(members) - set(running))}, majority unreachable: waiting", flush=True)
+        print(f"stranded in a minority partition (running {running} of {members}; {answering} answer again): "
+              "restarting the rabbit app to rejoin", flush=True)
+        return restart_app()
+    trusted = sorted(set(running) - untrusted(status))
+    # one actor: the first trusted running node (node names are prefix@host name)
+    if not trusted or trusted[0].split("@", 1)[-1] != socket.gethostname().split(".")[0]:
         return 0
-    print(f"stranded in a minority partition (running {running} of {members}; {answering} answer again): "
-          "restarting the rabbit app to rejoin", flush=True)
-    return restart_app()
+    suspects = sorted(node for node in untrusted(status) if answers(node) and app_running(node))
+    if suspects:
+        time.sleep(GRACE_SECONDS)
+        status = cluster_status() or {}
+        suspects = sorted(node for node in untrusted(status) if node in suspects and app_running(node))
+    if not suspects:
+        return 0
+    print(f"partition records put {suspects} on the minority side while their app runs: restarting their "
+          f"rabbit app so that they rejoin and the records clear (records {status.get('partitions')})", flush=True)
+    return max(restart_app(node) for node in suspects)
 
 
 if __name__ == "__main__":
