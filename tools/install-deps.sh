@@ -27,10 +27,14 @@ if [ ! -x .venv/bin/python ] || ! cat requirements/salt.txt requirements/test.tx
 fi
 # Patroni from the same pinned file the postgres state installs, on PATH as
 # the state puts it (/usr/local/bin): the loopback clusters of the tests run it
+# as the postgres user, so its venv is built on Debian's python3, which every
+# user may run (a python3 under root's home, such as pyenv's, is not)
 patroni_venv=/var/cache/airflow-ha/patroni
-if [ ! -x "$patroni_venv/bin/patroni" ] || ! cmp -s requirements/patroni.txt "$patroni_venv/.requirements"; then
+system_python=/usr/bin/python3
+if [ ! -x "$patroni_venv/bin/patroni" ] || ! cmp -s requirements/patroni.txt "$patroni_venv/.requirements" \
+   || ! grep -qx "home = $(dirname "$system_python")" "$patroni_venv/pyvenv.cfg"; then
   rm -rf "$patroni_venv"
-  "$python" -m venv "$patroni_venv"
+  "$system_python" -m venv "$patroni_venv"
   "$patroni_venv/bin/pip" install -q --disable-pip-version-check --no-deps -r requirements/patroni.txt
   cp requirements/patroni.txt "$patroni_venv/.requirements"
 fi
