@@ -135,6 +135,6 @@ def test_drills_recover_with_no_lost_work(lab):
     for run in ("card", "card_kills"):
         card = results[run]
         assert card["lost"] == 0 and card["twice"] == 0, (run, card)
-    # throughput after each disruptive drill is asserted by drill_throughput.recovered (80% of before)
+    # throughput after each disruptive drill is asserted by drill_throughput.recovered (60% of before, no queue wait)
     for name in drill.DISRUPTIVE:
         assert results[f"throughput_after_{name}"]["share"] >= drill_throughput.RECOVERED_SHARE

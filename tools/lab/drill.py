@@ -35,7 +35,7 @@
     .venv/bin/python tools/lab/drill.py quiet     # no alert firing or pending
     .venv/bin/python tools/lab/drill.py all       # all of them, add_worker first, so every other drill covers the
                                                   # new host; no alert when healthy; after each disruptive drill
-                                                  # the fan-out must run at 80% of its first figure
+                                                  # the fan-out must run at 60% of its first figure
 
 Commands run in the containers with lxc-attach (not Salt: the master may be
 the host that dies). The UI/API is reached from this machine through the VIP.

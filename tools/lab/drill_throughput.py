@@ -2,8 +2,9 @@
 (salt/dags/airflow_ha_bench.py): a mapped fan-out (tasks per second from the
 first task's start to the last one's end) and a chain (the gap from one task's
 end to the next one's start). The failure drills run the fan-out after they
-recovered and fail when it is below 80% of the same lab's figure before any
-failure: the cluster must come back to speed by itself, not only succeed.
+recovered and fail when it is below 60% of the same lab's figure before any
+failure, or when tasks wait in the queue (RECOVERED_WAIT_S): the cluster must
+come back to speed by itself, not only succeed.
 
     .venv/bin/python tools/lab/drill.py throughput
 """
@@ -14,7 +15,12 @@ from datetime import datetime
 from drill import airflow_api, roles, run
 
 EXECUTIONS = "/opt/airflow/drill/executions.log"
-RECOVERED_SHARE = 0.8
+# The collapse these checks exist for (a failover leaving every task waiting ~5 s in its worker) ran at
+# 16% of the baseline with queued-to-start waits of 40-50 s. On the 2-core lab, fan-outs of the same
+# healthy cluster vary between 72% and 120% of the first one, with waits of 0.4-0.6 s: so a share
+# below 60%, or a median wait above 3 s and 3 times the baseline's, is a cluster that did not recover.
+RECOVERED_SHARE = 0.6
+RECOVERED_WAIT_S = 3.0
 
 
 def _ts(text):
@@ -96,4 +102,7 @@ def recovered(inv, baseline, label):
     assert f["run_twice"] == 0, f"after {label}: {f['run_twice']} fan-out tasks ran twice"
     assert share >= RECOVERED_SHARE, (f"after {label} the fan-out runs at {f['tasks_per_s']:.1f} tasks/s, "
                                       f"{share:.0%} of {baseline['fanout']['tasks_per_s']:.1f} before")
+    wait_bound = max(RECOVERED_WAIT_S, 3 * baseline["fanout"]["wait_p50_s"])
+    assert f["wait_p50_s"] <= wait_bound, (f"after {label} tasks wait {f['wait_p50_s']:.1f} s from queued to "
+                                           f"start (p50), {baseline['fanout']['wait_p50_s']:.1f} s before")
     return {"tasks_per_s": f["tasks_per_s"], "share": share}
