@@ -39,7 +39,7 @@ import yaml
 import _modules.airflow_ha as airflow_ha
 from clusters import state_render
 from tests.helpers.inventory import REPO
-from tests.helpers.processes import as_postgres
+from tests.helpers.processes import as_postgres, stop_groups
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -294,15 +294,7 @@ def api_server(workdir, airflow_states, slapd, postgres, salt_env):
         yield {"env": env, "home": home, "states": states, "admin_password": secrets_of(salt_env)["airflow"][
             "admin_password"]}
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(server.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        stop_groups([server])
 
 
 def call(method, path, token=None, body=None):
@@ -493,11 +485,7 @@ def test_flower_requires_a_login(api_server, airflow_states):
         assert get("/", f"{user}:{password}x") == 401
         assert get("/", f"{user}:{password}") == 200
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_groups([proc], timeout=30)
 
 
 @pytest.mark.skipif(not (shutil.which("chromium") or shutil.which("chromium-browser")), reason="no headless Chromium")
