@@ -229,16 +229,19 @@ def rabbitmq_views(inv, nodes):
             views[node] = {"running": status["running_nodes"], "partitions": status["partitions"]}
         except Exception as exc:  # pylint: disable=broad-except  # paused, or the app stopped
             views[node] = {"error": str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else repr(exc)}
-        views[node]["heal"] = run(node, "journalctl -u rabbitmq-partition-heal -n 4 --no-pager -o cat",
-                                  check=False).stdout.strip().splitlines()[-4:]
+        views[node]["heal"] = heal_journal(node, "-n 4").splitlines()
     return views
+
+
+def heal_journal(node, selection):
+    """The partition heal timer's journal lines on ``node`` (``selection``: journalctl's -n or --since)."""
+    return run(node, f"journalctl -u rabbitmq-partition-heal {selection} --no-pager -o cat", check=False).stdout.strip()
 
 
 def heal_timer_acted(nodes, since):
     """Whether the partition heal timer restarted a node since ``since``: the stranded node itself, or the
-    majority's first node when only the majority records the partition."""
-    return any("restarting" in run(node, f"journalctl -u rabbitmq-partition-heal --since '{since}' --no-pager -o cat",
-                                   check=False).stdout for node in nodes)
+    first trusted node when the partition records put a running node on the minority side."""
+    return any("restarting" in heal_journal(node, f"--since '{since}'") for node in nodes)
 
 
 def wait_whole(inv, nodes, timeout, what):

@@ -55,9 +55,13 @@ def cluster_status():
     return json.loads(proc.stdout) if proc.returncode == 0 else None
 
 
+def members_of(status):
+    return (status.get("disk_nodes") or []) + (status.get("ram_nodes") or [])
+
+
 def untrusted(status):
     """The nodes that the partition records put on the minority side."""
-    members = (status.get("disk_nodes") or []) + (status.get("ram_nodes") or [])
+    members = members_of(status)
     nodes = set()
     for recorder, peers in (status.get("partitions") or {}).items():
         nodes.update(peers if 2 * len(peers) < len(members) else [recorder])
@@ -68,7 +72,7 @@ def main():
     status = cluster_status()
     if status is None or not status.get("partitions"):
         return 0
-    members = (status.get("disk_nodes") or []) + (status.get("ram_nodes") or [])
+    members = members_of(status)
     running = status.get("running_nodes") or []
     if 2 * len(running) <= len(members):
         answering = [node for node in members if node not in running and answers(node)]
@@ -79,11 +83,12 @@ def main():
         print(f"stranded in a minority partition (running {running} of {members}; {answering} answer again): "
               "restarting the rabbit app to rejoin", flush=True)
         return restart_app()
-    trusted = sorted(set(running) - untrusted(status))
+    minority_side = untrusted(status)
+    trusted = sorted(set(running) - minority_side)
     # one actor: the first trusted running node (node names are prefix@host name)
     if not trusted or trusted[0].split("@", 1)[-1] != socket.gethostname().split(".")[0]:
         return 0
-    suspects = sorted(node for node in untrusted(status) if answers(node) and app_running(node))
+    suspects = sorted(node for node in minority_side if answers(node) and app_running(node))
     if suspects:
         time.sleep(GRACE_SECONDS)
         status = cluster_status() or {}
