@@ -19,9 +19,15 @@ CLI Example:
 import ipaddress
 import os
 import re
+from collections.abc import Hashable
 
 import yaml
-from salt.exceptions import CommandExecutionError
+
+try:
+    from salt.exceptions import CommandExecutionError
+except ImportError:  # a Python without Salt (the Vagrantfile's python3) uses the plain functions only
+    class CommandExecutionError(Exception):
+        """Salt's, where Salt is not installed (only the Salt-facing functions raise it)."""
 
 __virtualname__ = "ha_inventory"
 
@@ -159,22 +165,25 @@ def read_ports(root=None):
 def tls_on(tls):
     """
     The TLS switch: pillar ``tls:enabled`` (``tls`` is pillar ``tls``),
-    TLS_ENABLED_DEFAULT when unset, read as Salt's ``to_bool`` Jinja filter
-    reads it (strings yes/1/true, numbers > 0). Everything that asks whether
-    TLS is on calls this (salt/pki/map.jinja through :py:func:`tls_enabled`,
-    the validation, tools/lab) or agrees with it (salt/orch/map.jinja renders
-    on the master; a test compares them).
+    TLS_ENABLED_DEFAULT when unset or when ``tls`` is no mapping, read exactly
+    as Salt's ``to_bool`` Jinja filter reads it (strings yes/1/true, integers
+    > 0, a float false). Everything that asks whether TLS is on calls this
+    (salt/pki/map.jinja through :py:func:`tls_enabled`, the validation,
+    tools/lab) or, where custom modules do not load (salt/orch/map.jinja
+    renders on the master), reads it with ``to_bool`` the same way; a test
+    renders both.
     """
-    value = (tls or {}).get("enabled", TLS_ENABLED_DEFAULT) if isinstance(tls, dict) else TLS_ENABLED_DEFAULT
+    value = tls.get("enabled", TLS_ENABLED_DEFAULT) if isinstance(tls, dict) else TLS_ENABLED_DEFAULT
     if value is None:
         return False
     if isinstance(value, bool):
         return value
     if isinstance(value, str):
         return value.lower() in ("yes", "1", "true")
-    if isinstance(value, (int, float)):
+    if isinstance(value, int):
         return value > 0
-    return bool(value)
+    # to_bool's rest: a collection is true when not empty, any other value (a float) false
+    return not isinstance(value, Hashable) and len(value) > 0
 
 
 # ---------------------------------------------------------------- pure checks

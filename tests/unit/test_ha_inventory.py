@@ -237,7 +237,7 @@ def test_ips_of_roles_are_sorted_and_unique():
 
 def test_vagrantfile_reads_the_inventory_and_lists_no_host():
     text = (REPO / "Vagrantfile").read_text()
-    assert 'File.join(__dir__, "pillar", "inventory", "#{topology}.yaml")' in text
+    assert 'File.join(__dir__, "tools", "lab", "inventory.py")' in text  # the loader (tests/unit/test_one_source.py)
     for topology in ("full", "compact"):
         for name, host in load_inventory(topology)["hosts"].items():
             assert host["ip"] not in text and f'"{name}"' not in text

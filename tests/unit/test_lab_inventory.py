@@ -1,5 +1,6 @@
 """The lab's own inventory (tools/lab/inventory.py) and the add_worker drill's choice of a new host."""
 
+import json
 import sys
 
 import pytest
@@ -37,3 +38,20 @@ def test_a_new_host_takes_a_free_name_and_the_first_free_address_after_the_hosts
     inv["hosts"]["worker1"] = {"ip": "10.83.0.23", "roles": ["worker"]}
     inv["vips"]["main"]["ip"] = "10.83.0.24"
     assert drill.next_host(inv) == ("worker2", "10.83.0.25")
+
+
+def test_the_vagrant_query_prefers_the_labs_inventory(lab_file, capsys):
+    """The Vagrantfile's machines (tools/lab/inventory.py vagrant): the topology's, then the lab's copy."""
+    lab_inventory.main("compact", "vagrant")
+    machines = json.loads(capsys.readouterr().out)
+    assert machines == {"topology": "compact", "prefix": 24, "master": "db1",
+                        "hosts": {n: h["ip"] for n, h in load_inventory("compact")["hosts"].items()}}
+    lab_inventory.main("compact", "init")
+    changed = load_inventory("compact")
+    changed["hosts"]["worker1"] = {"ip": "10.83.0.23", "roles": ["worker"]}
+    lab_inventory.save(changed)
+    capsys.readouterr()
+    lab_inventory.main("full", "vagrant")
+    machines = json.loads(capsys.readouterr().out)
+    assert machines["topology"] == "lab" and list(machines["hosts"])[-1] == "worker1"
+    assert machines["hosts"]["worker1"] == "10.83.0.23" and machines["master"] == "db1"

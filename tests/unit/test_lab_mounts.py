@@ -51,6 +51,10 @@ def calls(tmp_path_factory):
     shutil.copy(REPO / "pillar" / "inventory" / "compact.yaml", tmp / "pillar" / "inventory" / "compact.yaml")
     (tmp / "requirements").mkdir()
     shutil.copy(REPO / "requirements" / "salt.txt", tmp / "requirements" / "salt.txt")
+    # the inventory's loader, which the Vagrantfile runs (here with the system's python3: no venv in tmp)
+    for path in ("tools/lab/inventory.py", "_modules/ha_inventory.py"):
+        (tmp / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / path, tmp / path)
     (tmp / "stub.rb").write_text(STUB)
     proc = subprocess.run([ruby, str(tmp / "stub.rb"), str(tmp / "Vagrantfile")], capture_output=True, text=True,
                           env={"PATH": "/usr/bin:/bin", "AIRFLOW_HA_TOPOLOGY": "compact"}, timeout=60)

@@ -2,7 +2,12 @@
 these tests prove the copies agree, and that a pillar override the rest of
 the tree cannot follow is refused at render time."""
 
+import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -79,7 +84,28 @@ def test_two_settings_of_one_port_must_agree():
 
 # ------------------------------------------------------------------ TLS switch
 
-VALUES = [True, False, "true", "false", "True", "yes", "no", "on", "off", "1", "0", 1, 0, None]
+VALUES = [True, False, "true", "false", "True", "yes", "no", "on", "off", "1", "0", 1, 0, 2, -1, 1.5, 0.0, None,
+          [], ["x"]]
+# the pillar a site may write: tls absent, null or no mapping, tls:enabled of every kind (to_bool reads a
+# float as false), and pillar pki:enabled, which salt/pki/map.jinja overrides: no reader may take it for the switch
+TLS_PILLARS = [{}, {"tls": None}, {"tls": "off"}, {"tls": {}}, {"pki": {"enabled": False}},
+               {"pki": {"enabled": False}, "tls": {"enabled": "yes"}}, *({"tls": {"enabled": v}} for v in VALUES)]
+
+
+def lab_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("lab_inventory", REPO / "tools" / "lab" / "inventory.py")
+    lab = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(lab)
+    return lab
+
+
+def salt_jinja(template, pillar, funcs, grains=None):
+    """``template`` rendered by Salt's Jinja, its imports resolved in the repo's salt/ (as on the master)."""
+    from tests.helpers import master_jinja
+
+    return master_jinja.render(template, pillar, funcs, grains)
 
 
 def test_tls_default_is_the_pki_default():
@@ -87,28 +113,46 @@ def test_tls_default_is_the_pki_default():
 
 
 @pytest.mark.parametrize("value", VALUES)
-def test_orchestrate_reads_the_tls_switch_as_ha_inventory_does(value):
-    """salt/orch/map.jinja renders on the master (no custom modules there): its
-    expression, rendered with Salt's to_bool, gives what tls_on gives."""
-    from jinja2 import Environment
+def test_tls_on_reads_a_value_as_salts_to_bool(value):
     from salt.utils.jinja import to_bool
 
-    text = (REPO / "salt" / "orch" / "map.jinja").read_text()
-    expr = re.search(r"\{%- set tls = (.+?) %\}", text).group(1)
-    env = Environment(extensions=["jinja2.ext.do"])
-    env.filters["to_bool"] = to_bool
-    pki = {"enabled": ha_inventory.TLS_ENABLED_DEFAULT}
-    for site in ({"tls": {"enabled": value}}, {"tls": {}}):
-        got = env.from_string("{{ " + expr + " }}").render(site=site, pki=pki)
-        assert got == str(ha_inventory.tls_on(site.get("tls"))), (site, got)
+    assert ha_inventory.tls_on({"enabled": value}) is to_bool(value)
+
+
+@pytest.mark.parametrize("pillar", TLS_PILLARS, ids=[repr(p) for p in TLS_PILLARS])
+def test_every_reader_of_the_tls_switch_gives_the_same_answer(pillar, tmp_path, monkeypatch):
+    """tls_on is the switch; the minions' salt/pki/map.jinja (through tls_enabled), the master's
+    salt/orch/map.jinja (no custom module loads there: its own to_bool expression), the validation and
+    tools/lab's lab_tls, each rendered or run on the same pillar, must all say what it says."""
+    expected = ha_inventory.tls_on(pillar.get("tls"))
+    answers = {}
+    ha_inventory.__pillar__.pop("tls", None)
+    ha_inventory.__pillar__.update(pillar)
+    answers["tls_enabled"] = ha_inventory.tls_enabled()
+    pki = salt_jinja("{%- from 'pki/map.jinja' import pki with context %}{{ pki.enabled }}", pillar, {
+        "ha_inventory.tls_enabled": ha_inventory.tls_enabled,
+        "ha_inventory.load": lambda: {"hosts": {"sql1": {}}}}, grains={"id": "sql1", "os_family": "Debian"})
+    answers["salt/pki/map.jinja"] = {"True": True, "False": False}.get(pki.strip(), pki)
+    orch = salt_jinja("{%- from 'orch/map.jinja' import orch with context %}{{ orch.api_url }} {{ orch.ca_file }}",
+                      dict(pillar, inventory=load_inventory("compact")), {"test.exception": pytest.fail})
+    api_url, ca_file = orch.split()
+    answers["salt/orch/map.jinja"] = api_url.startswith("https://") if (ca_file != "None") == api_url.startswith(
+        "https://") else f"api_url {api_url} with ca_file {ca_file}"
+    errors = []
+    ha_inventory._check_tls(pillar.get("tls") or {}, errors)  # as validate() passes it
+    if not any("must be a mapping" in e for e in errors):  # no mapping: the render fails anyway
+        answers["validation (material required)"] = any("is missing" in e for e in errors)
+    lab = lab_module()
+    monkeypatch.setattr(lab, "REPO", tmp_path)
+    (tmp_path / ".secrets").mkdir()
+    (tmp_path / ".secrets" / "airflow_ha_secrets.sls").write_text(yaml.safe_dump(pillar))
+    answers["tools/lab lab_tls"] = lab.lab_tls()[0]
+    assert answers == dict.fromkeys(answers, expected), f"tls_on says {expected}"
 
 
 def test_pki_map_and_the_lab_call_the_one_switch():
     assert "salt['ha_inventory.tls_enabled']()" in (REPO / "salt" / "pki" / "map.jinja").read_text()
     assert "tls_on(" in (REPO / "tools" / "lab" / "inventory.py").read_text()
-    for value in VALUES:
-        ha_inventory.__pillar__["tls"] = {"enabled": value}
-        assert ha_inventory.tls_enabled() is ha_inventory.tls_on({"enabled": value})
 
 
 # ------------------------------------------------------------------ inventory loader
@@ -125,14 +169,54 @@ def test_the_inventory_is_read_by_the_one_loader(path):
 
 
 def test_the_lab_loader_gives_what_pillar_gets():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("lab_inventory", REPO / "tools" / "lab" / "inventory.py")
-    lab = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(lab)
+    lab = lab_module()
     if lab.LAB_INVENTORY.exists():
         pytest.skip("a lab inventory exists: load() reads that copy")
     assert lab.load("compact") == ha_inventory.read_inventory("compact") == load_inventory("compact")
+
+
+def lab_machines():
+    """What the Vagrantfile must define, from the loader: the lab's inventory once make lab made it, else
+    the topology's (AIRFLOW_HA_TOPOLOGY=compact, as the tests below run it)."""
+    lab_file = REPO / ".lab" / "pillar" / "inventory" / "lab.yaml"
+    inv = ha_inventory.read_inventory(path=lab_file if lab_file.exists() else None, topology="compact")
+    return {"topology": "lab" if lab_file.exists() else "compact", "prefix": int(inv["network"].split("/")[1]),
+            "master": next(iter(inv["hosts"])), "hosts": {name: h["ip"] for name, h in inv["hosts"].items()}}
+
+
+def test_the_vagrantfile_parses_no_inventory():
+    text = (REPO / "Vagrantfile").read_text()
+    assert not re.search(r'require "yaml"|YAML\.|\.yaml"', text), "the Vagrantfile reads an inventory file itself"
+    assert '"tools", "lab", "inventory.py"' in text and '"vagrant"' in text
+
+
+def pythons():
+    """The Pythons the Vagrantfile may run the loader with: make lab's venv, and the system's python3
+    (no Salt there) when it has PyYAML."""
+    found = [sys.executable]
+    system = "/usr/bin/python3"
+    if os.path.exists(system) and subprocess.run([system, "-c", "import yaml"], capture_output=True).returncode == 0:
+        found.append(system)
+    return found
+
+
+@pytest.mark.parametrize("python", pythons())
+def test_the_vagrant_query_gives_the_loaders_machines(python, tmp_path):
+    proc = subprocess.run([python, str(REPO / "tools" / "lab" / "inventory.py"), "compact", "vagrant"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == lab_machines()
+
+
+def test_vagrant_defines_one_machine_per_host_of_the_inventory():
+    """`vagrant status` (read-only: a machine not created is listed not_created) evaluates the Vagrantfile."""
+    if not shutil.which("vagrant"):
+        pytest.skip("vagrant is not installed (tools/lab/up.sh installs it)")
+    proc = subprocess.run(["vagrant", "status", "--machine-readable"], cwd=REPO, capture_output=True, text=True,
+                          timeout=300, env=dict(os.environ, AIRFLOW_HA_TOPOLOGY="compact"))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    names = [line.split(",")[1] for line in proc.stdout.splitlines() if line.split(",")[2:3] == ["state"]]
+    assert names == list(lab_machines()["hosts"])
 
 
 def test_the_lab_drills_ports_are_ports_of_the_port_map():

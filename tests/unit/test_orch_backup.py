@@ -2,15 +2,11 @@
 Jinja, the topology in the master's own pillar, no minion's): the refusals
 before anything stops, and the order of a point-in-time recovery."""
 
-import tempfile
-
 import pytest
-import salt.config
-import salt.utils.dictupdate
-import salt.utils.templates
 import yaml
 
 from _modules.ha_inventory import read_inventory
+from tests.helpers import master_jinja
 from tests.helpers.inventory import REPO
 
 
@@ -18,25 +14,12 @@ def render(sls, pillar, topology="compact", inventory=None):
     # the master's own pillar: what every host gets (inventory, tls) plus the orchestrate's pillar
     pillar = dict(pillar, inventory=inventory or read_inventory(topology), tls={"enabled": True})
 
-    def get(key, default=""):
-        value = pillar
-        for part in key.split(":"):
-            if not isinstance(value, dict) or part not in value:
-                return default
-            value = value[part]
-        return value
-
     def exception(message):
         raise RuntimeError(message)
 
-    opts = salt.config.minion_config(None)
-    opts.update(file_client="local", file_roots={"base": [str(REPO / "salt")]}, cachedir=tempfile.mkdtemp())
-    funcs = {"pillar.get": get,
-             "slsutil.merge": lambda a, b, **_: salt.utils.dictupdate.merge(a, b), "test.exception": exception}
     path = REPO / "salt" / "orch" / f"{sls}.sls"
-    out = salt.utils.templates.render_jinja_tmpl(path.read_text(), {
-        "salt": funcs, "opts": opts, "saltenv": "base", "pillar": pillar, "grains": {}, "sls": f"orch.{sls}"},
-        tmplpath=str(path))
+    out = master_jinja.render(path.read_text(), pillar, {"test.exception": exception}, sls=f"orch.{sls}",
+                              tmplpath=str(path))
     return yaml.safe_load(out)
 
 

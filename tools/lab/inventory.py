@@ -1,16 +1,18 @@
 """What tools/lab/up.sh needs from the inventory (the one source of truth).
 
-    inventory.py TOPOLOGY init|gateway|hosts|master|pillar|urls
+    inventory.py TOPOLOGY init|gateway|hosts|master|pillar|urls|vagrant
 
 The lab runs on its own inventory, `.lab/pillar/inventory/lab.yaml`: `init`
 copies pillar/inventory/TOPOLOGY.yaml there when the lab has none. The
 master's pillar (topology `lab`, found in the .lab/pillar root), the
 Vagrantfile and the drills all read that copy, so day-2 work (the add_worker
 drill adds a host) changes the lab's inventory as an operator would change
-theirs, never the repository's topology files.
+theirs, never the repository's topology files. `vagrant` is what the
+Vagrantfile needs, as JSON (Ruby never parses the inventory itself).
 """
 
 import ipaddress
+import json
 import os
 import sys
 from pathlib import Path
@@ -60,7 +62,7 @@ def main(topology, what):
         print(LAB_TOPOLOGY)
         return
     inv = load(topology)
-    network = ipaddress.ip_network(inv["network"])
+    network = ipaddress.ip_network(inv["network"], strict=False)  # as the validation reads it
     hosts = inv["hosts"]
     if what == "gateway":  # the lab host's address on the lab bridge
         print(f"{next(network.hosts())}/{network.prefixlen}")
@@ -68,6 +70,10 @@ def main(topology, what):
         print(" ".join(hosts))
     elif what == "master":
         print(next(iter(hosts)))
+    elif what == "vagrant":  # the machines in inventory order, the first one the Salt master
+        print(json.dumps({"topology": LAB_TOPOLOGY if LAB_INVENTORY.exists() else topology,
+                          "prefix": network.prefixlen, "master": next(iter(hosts)),
+                          "hosts": {name: host["ip"] for name, host in hosts.items()}}))
     elif what == "pillar":
         provider = os.environ.get("AIRFLOW_HA_LAB_PROVIDER", "lxc")
         pillar = {"base": {"firewall": {"admin_networks": [str(network), MANAGEMENT_NETWORKS[provider]]}}}
