@@ -436,7 +436,7 @@ def auth_settings(auth, major, ldap=None, ca_file=None):
         if "=" not in str(dn):
             errors.append(f"pillar airflow:auth:roles_mapping key {dn!r} is not a group DN (cn=...,ou=...)")
         clean[str(dn)] = roles
-    if manager == "fab" and int(major) >= 3:  # the 2.x line keeps FAB's DB users (webserver_config.py)
+    if manager == "fab":  # both lines: FAB's AUTH_LDAP (webserver_config.py)
         servers = str(ldap_conf["server"]).split()
         if not servers:
             errors.append("pillar airflow:auth:ldap:server is empty and no host has the ldap role: set "

@@ -43,14 +43,27 @@ ln -sf "$patroni_venv/bin/patroni" /usr/local/bin/patroni
 ln -sf "$patroni_venv/bin/patronictl" /usr/local/bin/patronictl
 # Airflow 3 and the 2.x line for the tests, each from the same pinned file the
 # airflow state installs (tests/airflow run the real components from them).
+# A changed pin goes into the existing venv: pip installs only what is new or
+# moved (python-ldap: one build, not a minute of reinstalling), then what the
+# pin no longer lists is removed, so the venv is the pin again.
 for major in 3 2; do
   airflow_venv=/var/cache/airflow-ha/pin$major
   pinned=requirements/airflow-$major.txt
-  if [ ! -x "$airflow_venv/bin/airflow" ] || ! cmp -s "$pinned" "$airflow_venv/.requirements"; then
+  if [ ! -x "$airflow_venv/bin/airflow" ]; then
     echo "building the Airflow venv $airflow_venv (about a minute)"
     rm -rf "$airflow_venv"
     "$python" -m venv "$airflow_venv"
+  fi
+  if ! cmp -s "$pinned" "$airflow_venv/.requirements"; then
+    [ ! -e "$airflow_venv/.requirements" ] || echo "updating the Airflow venv $airflow_venv to $pinned"
     "$airflow_venv/bin/pip" install -q --disable-pip-version-check --no-deps -r "$pinned"
+    names() { sed -e 's/#.*//' -e 's/[=<>!~;[ ].*//' -e '/^$/d' | tr 'A-Z_.' 'a-z__' | tr _ - | sort -u; }
+    extra=$(comm -23 <("$airflow_venv/bin/pip" freeze --disable-pip-version-check --exclude-editable | names) \
+                     <(names < "$pinned"))
+    if [ -n "$extra" ]; then
+      echo "removing from $airflow_venv what $pinned no longer lists:" $extra
+      "$airflow_venv/bin/pip" uninstall -q -y --disable-pip-version-check $extra
+    fi
     cp "$pinned" "$airflow_venv/.requirements"
   fi
 done

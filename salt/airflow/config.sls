@@ -73,9 +73,9 @@ airflow-auth-simple-warning:
 {%- endif %}
 {%- if airflow.fab %}
 
-# Flask settings of the FAB auth manager ([fab] config_file): on Airflow 3
-# LDAP logins with groups mapped to roles (pillar airflow:auth), the
-# session cookies; managed so Airflow does not write its own.
+# Flask settings of the FAB auth manager ([fab] config_file; 2.x: [webserver]
+# config_file): LDAP logins with groups mapped to roles (pillar airflow:auth)
+# on both lines, the session cookies; managed so Airflow does not write its own.
 airflow-webserver-config:
   file.managed:
     - name: {{ airflow.home }}/webserver_config.py
@@ -88,12 +88,12 @@ airflow-webserver-config:
         airflow: {{ airflow | json }}
     - require:
       - user: airflow-user
-{%-   if airflow.major | int >= 3 and airflow.webserver_host %}
+{%-   if airflow.webserver_host %}
       - file: airflow-ldap-bind-password
 
 # The directory search account's password (webserver_config.py reads it), on
-# the api-server hosts only: airflow only, never on a command line or in
-# state output.
+# the api-server (2.x: webserver) hosts only: airflow only, never on a
+# command line or in state output.
 airflow-ldap-bind-password:
   file.managed:
     - name: {{ airflow.ldap_bind_password_file }}

@@ -20,11 +20,11 @@ airflow-db-migrated:
 {%- if airflow.fab %}
 
 # The FAB auth manager (Airflow 3 by default, 2.x always) keeps its users in
-# the DB: the (break-glass) admin user with the pillar password, created (or
+# the DB: the break-glass admin user with the pillar password, created (or
 # its role and password put back) by a script reading the 0600 password file:
 # the password is on no command line (`airflow users create` would take it
-# as an argument). On Airflow 3 the directory's users are made by their
-# first login; this one never goes to the directory.
+# as an argument). The directory's users are made by their first login; this
+# one never goes to the directory.
 airflow-admin-script:
   file.managed:
     - name: {{ airflow.home }}/bin/airflow_ha_admin.py

@@ -83,6 +83,9 @@ def test_real_airflow_reads_rendered_config(tmp_path, major):
         assert _get(major, env, "webserver", "web_server_port") == "48080"
         assert _get(major, env, "scheduler", "standalone_dag_processor") == "True"
         assert _get(major, env, "metrics", "timer_unit_consistency") == "True"
+        # Airflow 2's webserver reads FAB's Flask settings and the session cookie's flags from [webserver]
+        assert _get(major, env, "webserver", "config_file") == str(tmp_path / "webserver_config.py")
+        assert _get(major, env, "webserver", "cookie_secure") == "True"
         # as written: Airflow 2 appends nothing, both backends import
         backends = _get(major, env, "api", "auth_backends").split(",")
         assert backends == ["airflow.providers.fab.auth_manager.api.auth.backend.basic_auth",

@@ -11,7 +11,7 @@ loopback. The venv is the one built from the pinned requirements of the line;
 a real PostgreSQL and a real RabbitMQ node (vhost and user made by the
 rabbitmq_ha states) back it. The commands of the migrate states run as Salt
 runs them (`unless` first): `airflow db migrate`, and the admin user of the
-FAB auth manager (Airflow 3: the break-glass admin, which logs in without the
+FAB auth manager (the break-glass admin, which logs in without the
 directory). Then every component runs with the arguments of its
 systemd unit (api-server or webserver, scheduler, DAG processor, triggerer,
 Celery worker); the shipped smoke DAG is triggered through the REST API of the
@@ -210,12 +210,11 @@ def airflow(line, workdir, host_states, postgres, broker):
     files = ["airflow-cfg", "airflow-celery-config", "airflow-env", "airflow-admin-password",
              "airflow-webserver-config", "airflow-admin-script"]  # FAB on both lines
     write_files(states, files)
-    if line.major >= 3:
-        # the directory's search account (contents_pillar): no directory here, the
-        # break-glass admin below never asks it
-        bind = Path(states["airflow-ldap-bind-password"]["args"]["name"])
-        bind.write_text("unused")
-        bind.chmod(0o600)
+    # the directory's search account (contents_pillar, both lines): no directory
+    # here, the break-glass admin below never asks it
+    bind = Path(states["airflow-ldap-bind-password"]["args"]["name"])
+    bind.write_text("unused")
+    bind.chmod(0o600)
     env_file = Path(states["airflow-env"]["args"]["name"])
     # base environment of the commands; the env file adds the rest (as systemd's EnvironmentFile)
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
@@ -226,7 +225,7 @@ def airflow(line, workdir, host_states, postgres, broker):
     assert ran
     print(f"\nFIGURE airflow {line.version} db migrate (empty DB): {seconds:.1f} s")
     assert run_cmd_state(states, "airflow-db-migrated", base_env) == (False, 0.0)  # idempotent
-    # the admin user of the FAB auth manager (Airflow 3: the break-glass admin)
+    # the admin user of the FAB auth manager (the break-glass admin of both lines)
     assert run_cmd_state(states, "airflow-admin-user", base_env)[0]
     assert run_cmd_state(states, "airflow-admin-user", base_env) == (False, 0.0)
 

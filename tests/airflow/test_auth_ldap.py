@@ -2,15 +2,16 @@
 Airflow 3 api-server with the FAB auth manager, both from the states.
 
 The ldap state of db3 (compact) is compiled with its paths moved into a work
-directory; its slapd.conf (checked by `slaptest` as the state's check_cmd
-does) and seed are written as the state writes them, slapd runs as the
-openldap user on 127.0.0.1 (LDAPS only, a test CA made with openssl: the
-cluster CA's certificates name the lab's addresses), and the seed command
-runs as Salt runs it (`unless` first, twice: idempotent). The airflow states
-of af1 are compiled with pillar airflow:auth:ldap pointing at that slapd;
-airflow.cfg, the env file, webserver_config.py and the break-glass admin
-script are written as the states write them, `airflow db migrate` and the
-break-glass admin run as their states run them, then the api-server.
+directory (the fixtures of tests/airflow/conftest.py); its slapd.conf (checked
+by `slaptest` as the state's check_cmd does) and seed are written as the
+state writes them, slapd runs as the openldap user on 127.0.0.1 (LDAPS
+only, a test CA made with openssl: the cluster CA's certificates name the
+lab's addresses), and the seed command runs as Salt runs it (`unless` first,
+twice: idempotent). The airflow states of af1 are compiled with pillar
+airflow:auth:ldap pointing at that slapd; airflow.cfg, the env file,
+webserver_config.py and the break-glass admin script are written as the
+states write them, `airflow db migrate` and the break-glass admin run as
+their states run them, then the api-server.
 
 Checked through POST /auth/token (FAB) and the REST API: every seeded role's
 user logs in, Viewer gets 403 on trigger and on pause, Op triggers, User may
@@ -25,26 +26,22 @@ import json
 import os
 import shlex
 import shutil
-import signal
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
-import yaml
 
 import _modules.airflow_ha as airflow_ha
-from clusters import state_render
 from tests.helpers.inventory import REPO
-from tests.helpers.processes import as_postgres, stop_groups
+from tests.helpers.ldap_server import bash, compile_states, run_cmd_state, secrets_of, slapd_missing, write_files
+from tests.helpers.processes import stop_groups
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
-SLAPD = Path("/usr/sbin/slapd")
+# slapd and PostgreSQL on LDAP_PORT and PG_PORT: the fixtures of tests/airflow/conftest.py
 LDAP_PORT, PG_PORT, API_PORT, FLOWER_PORT = 16360, 15630, 18100, 18105
 # the pinned venv (tools/install-deps.sh); AIRFLOW_HA_PIN3 names another (a copy with new pins)
 VENV = Path(os.environ.get("AIRFLOW_HA_PIN3", "/var/cache/airflow-ha/pin3"))
@@ -55,189 +52,14 @@ def _fab_installed():
     return any((VENV / "lib").glob("python3*/site-packages/airflow/providers/fab/auth_manager"))
 
 
-if not (SLAPD.exists() and shutil.which("ldapadd")):
-    pytest.skip("slapd and ldap-utils (requirements/apt-test.txt) are not installed", allow_module_level=True)
+if slapd_missing():
+    pytest.skip(slapd_missing(), allow_module_level=True)
 if not _fab_installed():
     pytest.skip(f"{VENV} lacks apache-airflow-providers-fab: make deps rebuilds it from requirements/airflow-3.txt",
                 allow_module_level=True)
 
 
-# ------------------------------------------------------------ compiling states
-def compile_states(host, sls, pillar, overrides, env, tmp_path_factory):
-    root = tmp_path_factory.mktemp(f"{host}-pillar")
-    (root / "site.sls").write_text(yaml.safe_dump(pillar))
-    return state_render.host_states(host, "compact", sls, root, overrides, env)
-
-
-def write_files(states, ids, owner=None):
-    for state_id in ids:
-        args, text = states[state_id]["args"], states[state_id]["text"]
-        assert states[state_id]["fun"] == "file.managed" and text is not None, state_id
-        path = Path(args["name"])
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text if text.endswith("\n") else text + "\n")
-        path.chmod(int(str(args.get("mode", "0644")), 8))
-        if owner:
-            shutil.chown(path, *owner)
-
-
-def bash(command, env=None, timeout=300):
-    return subprocess.run(["/bin/bash", "-c", command], env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def run_cmd_state(states, state_id, env=None):
-    """A cmd.run state as Salt runs it (`unless` first); returns whether it ran."""
-    args = states[state_id]["args"]
-    assert states[state_id]["fun"] == "cmd.run", state_id
-    if args.get("unless") and bash(args["unless"], env).returncode == 0:
-        return False
-    proc = bash(args["name"], env)
-    assert proc.returncode == 0, f"{state_id}: {proc.stdout[-1500:]} {proc.stderr[-1500:]}"
-    return True
-
-
-def secrets_of(env):
-    with open(os.path.join(env[0], "airflow_ha_secrets.sls")) as f:
-        return yaml.safe_load(f)["secrets"]
-
-
-# --------------------------------------------------------------- TLS material
-def openssl(*args):
-    subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
-
-
-def make_ca(path, name):
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name}",
-            "-keyout", path / f"{name}.key", "-out", path / f"{name}.crt")
-
-
-def make_server_cert(path, ca, name):
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", path / f"{name}.key",
-            "-out", path / f"{name}.csr")
-    (path / f"{name}.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    openssl("x509", "-req", "-in", path / f"{name}.csr", "-CA", path / f"{ca}.crt", "-CAkey", path / f"{ca}.key",
-            "-CAcreateserial", "-days", "2", "-extfile", path / f"{name}.ext", "-out", path / f"{name}.crt")
-
-
-@pytest.fixture(scope="module")
-def workdir():
-    path = Path(tempfile.mkdtemp(prefix="airflow-auth-", dir="/var/tmp"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def pki(workdir):
-    path = workdir / "pki"
-    path.mkdir()
-    make_ca(path, "test-ca")
-    make_server_cert(path, "test-ca", "slapd")
-    make_ca(path, "other-ca")
-    make_server_cert(path, "other-ca", "rogue")
-    for f in path.iterdir():
-        f.chmod(0o644)
-    return path
-
-
-# ---------------------------------------------------------------------- slapd
-class Slapd:
-    def __init__(self, states, ldap_dir, ldapi):
-        self.states, self.dir, self.ldapi = states, ldap_dir, ldapi
-        self.conf = Path(states["ldap-config"]["args"]["name"])
-        self.proc = None
-
-    def start(self, cert=None, key=None):
-        conf = self.conf
-        if cert:  # the same server presenting a certificate of another CA
-            conf = self.dir / "slapd-rogue.conf"
-            text = self.conf.read_text()
-            text = "\n".join(f"TLSCertificateFile {cert}" if line.startswith("TLSCertificateFile ") else
-                             f"TLSCertificateKeyFile {key}" if line.startswith("TLSCertificateKeyFile ") else line
-                             for line in text.splitlines())
-            conf.write_text(text + "\n")
-            shutil.chown(conf, "openldap", "openldap")
-        self.proc = subprocess.Popen(
-            [SLAPD, "-d", "stats", "-f", conf, "-u", "openldap", "-g", "openldap",
-             "-h", f"ldaps://127.0.0.1:{LDAP_PORT}/ {self.ldapi}"],
-            stdout=subprocess.DEVNULL, stderr=open(self.dir / "slapd.log", "a"), start_new_session=True)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            # any LDAP answer (anonymous binds are refused); 255: cannot contact the server
-            if bash(f"ldapsearch -LLL -x -H {self.ldapi} -s base -b '' namingContexts").returncode != 255:
-                return
-            if self.proc.poll() is not None:
-                raise AssertionError("slapd exited: " + (self.dir / "slapd.log").read_text()[-2000:])
-            time.sleep(0.3)
-        self.stop()
-        raise AssertionError("slapd did not start: " + (self.dir / "slapd.log").read_text()[-2000:])
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=30)
-        self.proc = None
-
-
-@pytest.fixture(scope="module")
-def ldap_states(workdir, pki, tls_salt_env, tmp_path_factory):
-    d = workdir / "ldap"
-    pillar = {"ldap": {
-        "port": LDAP_PORT, "config": str(d / "slapd.conf"), "data_dir": str(d / "data"), "run_dir": str(d / "run"),
-        "ldapi_socket": str(d / "run" / "ldapi"), "key": str(d / "slapd.key"),
-        "seed_file": str(d / "seed.ldif"), "admin_password_file": str(d / "admin.pw"),
-    }}
-    # the lab's certificates name the lab's addresses: the test CA's, for 127.0.0.1
-    overrides = {"ldap": {"tls": {"enabled": True, "ca_file": str(pki / "test-ca.crt"),
-                                  "cert": str(pki / "slapd.crt")}}}
-    return compile_states("db3", ["ldap"], pillar, overrides, tls_salt_env, tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def slapd(workdir, pki, ldap_states, tls_salt_env):
-    states, d = ldap_states, workdir / "ldap"
-    secrets = secrets_of(tls_salt_env)
-    for sub in ("data", "run"):
-        (d / sub).mkdir(parents=True)
-    shutil.copy(pki / "slapd.key", d / "slapd.key")
-    write_files(states, ["ldap-admin-password", "ldap-seed-file"])
-    root_pw = Path(states["ldap-root-password-file"]["args"]["name"])
-    root_pw.write_text(secrets["ldap"]["admin_password"])
-    root_pw.chmod(0o600)
-    write_files(states, ["ldap-config"])
-    for path in [d, *d.rglob("*")]:
-        shutil.chown(path, "openldap", "openldap")
-    (d / "slapd.key").chmod(0o600)
-    conf = states["ldap-config"]["args"]
-    # the state's check_cmd
-    check = subprocess.run([*shlex.split(conf["check_cmd"]), conf["name"]], capture_output=True, text=True)
-    assert check.returncode == 0, check.stderr
-    server = Slapd(states, d, states["ldap-seeded"]["args"]["name"].split(" -H ")[1].split()[0])
-    try:
-        server.start()
-        assert run_cmd_state(states, "ldap-seeded")
-        assert run_cmd_state(states, "ldap-seeded") is False  # idempotent
-        yield server, secrets
-    finally:
-        server.stop()
-
-
 # ------------------------------------------------------------------- Airflow
-@pytest.fixture(scope="module")
-def postgres(workdir, salt_env):
-    data = workdir / "pg"
-    data.mkdir()
-    shutil.chown(data, "postgres", "postgres")
-    as_postgres(PG_BIN / "initdb", "-D", data, "--auth-host=scram-sha-256", "-U", "postgres", "--auth-local=peer")
-    as_postgres(PG_BIN / "pg_ctl", "-D", data, "-w", "-l", data / "log", "-o",
-                f"-p {PG_PORT} -k {data} -c listen_addresses=127.0.0.1", "start")
-    password = secrets_of(salt_env)["postgres"]["airflow_password"].replace("'", "''")
-    for statement in (f"CREATE ROLE airflow LOGIN PASSWORD '{password}'", "CREATE DATABASE airflow OWNER airflow"):
-        as_postgres("psql", "-h", data, "-p", PG_PORT, "-d", "postgres", "-Xqc", statement)
-    yield data
-    as_postgres(PG_BIN / "pg_ctl", "-D", data, "-m", "fast", "stop")
-
-
 @pytest.fixture(scope="module")
 def airflow_states(workdir, pki, ldap_states, salt_env, tmp_path_factory):
     home = workdir / "home"
@@ -263,7 +85,7 @@ def api_server(workdir, airflow_states, slapd, postgres, salt_env):
         shutil.copy(dag, workdir / "dags")
     (home / "logs").mkdir(parents=True)
     write_files(states, ["airflow-cfg", "airflow-celery-config", "airflow-env", "airflow-admin-password",
-                         "airflow-webserver-config", "airflow-admin-script"])
+                         "airflow-webserver-config", "airflow-admin-script", "airflow-audit-plugin"])
     # the search account's password (contents_pillar of the state): the directory's seed is of the TLS env
     bind_file = Path(states["airflow-ldap-bind-password"]["args"]["name"])
     bind_file.write_text(slapd[1]["ldap"]["bind_password"])
@@ -417,18 +239,21 @@ def test_directory_with_a_certificate_of_another_ca_is_refused(api_server, slapd
 def test_audit_log(api_server):
     """Airflow's audit log (table `log`) after the tests above: the actions
     (Airflow records them), the logins and refused logins (the security
-    manager of webserver_config.py records them). A 403 is recorded nowhere
-    in the DB (the api-server's log only)."""
+    manager of webserver_config.py records them) and every 403 with its user,
+    method and path (the api-server's plugin airflow_ha_audit.py records them;
+    Airflow does not)."""
     script = ("import json, os, sqlalchemy\n"
               "e = sqlalchemy.create_engine(os.environ['AIRFLOW__DATABASE__SQL_ALCHEMY_CONN'])\n"
               "with e.connect() as db:\n"
               "    rows = db.execute(sqlalchemy.text('SELECT event, owner, count(*) FROM log "
               "GROUP BY event, owner ORDER BY event, owner')).all()\n"
-              "print(json.dumps([list(r) for r in rows]))\n")
+              "    denied = db.execute(sqlalchemy.text(\"SELECT owner, extra FROM log "
+              "WHERE event = 'permission_denied'\")).all()\n"
+              "print(json.dumps([[list(r) for r in rows], [list(r) for r in denied]]))\n")
     proc = subprocess.run([VENV / "bin" / "python", "-c", script], env=api_server["env"], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    rows = json.loads(proc.stdout.strip().splitlines()[-1])
+    rows, denied = json.loads(proc.stdout.strip().splitlines()[-1])
     print("\nFIGURE audit log (table log) events after the auth test: "
           + "; ".join(f"{event} by {owner}: {n}" for event, owner, n in rows))
     events = {(event, owner) for event, owner, _ in rows}
@@ -438,6 +263,11 @@ def test_audit_log(api_server):
         assert ("login", user) in events, (user, rows)
     for user in ("vera", "nora", "dave", "nobody", "admin", "uma"):
         assert ("login_failed", user) in events, (user, rows)
+    # the 403s of test_ldap_roles_and_refusals, each with its user and request
+    denied = {(owner, extra) for owner, extra in denied}
+    for owner, request in (("vera", "POST /api/v2/dags/airflow_ha_smoke/dagRuns"),
+                           ("vera", "PATCH /api/v2/dags/airflow_ha_smoke"), ("uma", "POST /api/v2/connections")):
+        assert (owner, request) in denied, (owner, request, denied)
 
 
 def test_flower_requires_a_login(api_server, airflow_states):

@@ -422,6 +422,7 @@ def test_auth_settings_simple_only_explicitly_and_warned(monkeypatch):
         airflow_ha.auth_settings(dict(AUTH_DEFAULTS, manager="simple"), 2, None, None)
 
 
+@pytest.mark.parametrize("major", [3, 2])
 @pytest.mark.parametrize("change,words", [
     ({"manager": "oauth"}, "airflow:auth:manager 'oauth' is unknown"),
     ({"roles_mapping": {"cn=x,ou=groups,dc=a": ["Operator"]}}, "roles_mapping:cn=x,ou=groups,dc=a maps to"),
@@ -430,16 +431,20 @@ def test_auth_settings_simple_only_explicitly_and_warned(monkeypatch):
     ({"session_lifetime_minutes": 0}, "session_lifetime_minutes must be a positive"),
     ({"session_cookie_samesite": "None"}, "must be Lax or Strict"),
 ])
-def test_auth_settings_name_the_bad_key(change, words):
+def test_auth_settings_name_the_bad_key(change, words, major):
     layout = airflow_ha.ldap_layout(LDAP_DEFAULTS, "lab.internal", ["10.83.0.13"])
     with pytest.raises(CommandExecutionError, match=words.replace("(", r"\(")):
-        airflow_ha.auth_settings(dict(AUTH_DEFAULTS, **change), 3, layout, "/ca.crt")
+        airflow_ha.auth_settings(dict(AUTH_DEFAULTS, **change), major, layout, "/ca.crt")
 
 
-def test_auth_settings_without_a_directory_fails_on_airflow_3_only():
+@pytest.mark.parametrize("major", [3, 2])
+def test_auth_settings_without_a_directory_fails_on_both_lines(major):
+    # the 2.x line logs in through the directory too (FAB's AUTH_LDAP)
     with pytest.raises(CommandExecutionError, match="airflow:auth:ldap:server is empty"):
-        airflow_ha.auth_settings(AUTH_DEFAULTS, 3, None, None)
-    assert airflow_ha.auth_settings(AUTH_DEFAULTS, 2, None, None)["manager"] == "fab"
+        airflow_ha.auth_settings(AUTH_DEFAULTS, major, None, None)
+    layout = airflow_ha.ldap_layout(LDAP_DEFAULTS, "lab.internal", ["10.83.0.13"])
+    auth = airflow_ha.auth_settings(AUTH_DEFAULTS, major, layout, None)
+    assert auth["manager_class"] == airflow_ha.FAB_AUTH_MANAGER and auth["ldap"]["server"] == "ldaps://10.83.0.13:636"
 
 
 def test_ssha_is_stable_and_checks():
@@ -456,8 +461,9 @@ def test_ssha_is_stable_and_checks():
 
 def test_drill_auth_follows_secrets_and_runs_from_this_machine():
     """tools/lab/drill_auth.py: in `all` right after the secrets and logs drills; it reads the secrets and the
-    seed here and goes through the VIP only: nothing runs in a container, nothing needs the repo on
-    a minion (the Vagrantfile mounts it on the master only)."""
+    seed here and goes through the VIP only; the one thing it runs in a container is `salt` on the master
+    (the auth layer's highstate cost): nothing needs the repo on a minion (the Vagrantfile mounts it on the
+    master only)."""
     import sys
 
     sys.path.insert(0, str(REPO / "tools" / "lab"))
@@ -466,8 +472,10 @@ def test_drill_auth_follows_secrets_and_runs_from_this_machine():
     # the logs drill (issue 22) runs between them: it only restarts rsyslog on the log host
     assert drill.DRILLS[drill.DRILLS.index("secrets") + 1:][:2] == ["logs", "auth"]
     source = (REPO / "tools" / "lab" / "drill_auth.py").read_text()
-    for word in ("lxc-attach", "lxc_execute", "lab.run(", "module_on(", "/srv/airflow-ha", "vagrant"):
+    for word in ("lxc-attach", "lxc_execute", "module_on(", "/srv/airflow-ha", "vagrant"):
         assert word not in source, word
+    runs = re.findall(r"lab\.run\((\w+), f?\"(\S+)", source)
+    assert runs and all(host == "master" and cmd == "salt" for host, cmd in runs), runs
 
 
 # ------------------------------------------------ limits, housekeeping (issue 20)

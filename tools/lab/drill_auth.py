@@ -17,8 +17,15 @@ FAB auth manager and the ldap role's slapd.
 - a headless Chromium renders the login page (screenshot under .lab/) and its
   DOM holds a login form and no "Simple auth manager" text.
 
+- Airflow's audit log (REST API /eventLogs, as the break-glass admin) holds
+  each login and refused login of the drill, with the user, and each 403 of
+  the role checks (event permission_denied: the api-server's audit plugin,
+  salt/airflow/files/airflow_ha_audit.py), with the user, method and path.
+
 FIGURE lines: the login round trip through the VIP (median and max over every
-login), Flower's answer without credentials, the login page check.
+login), Flower's answer without credentials, the login page check, the audit
+rows, and the time the auth layer adds to a highstate (the ldap role's render
+and no-change apply, the auth states of one api-server host).
 """
 
 import base64
@@ -115,11 +122,57 @@ def login_page(base, ca_file, failures, out=None):
     return {"screenshot": str(shot), "dom_bytes": len(dom), "seconds": round(seconds, 1)}
 
 
+def audit_rows(base, ca_file, token, since):
+    """Airflow's audit log since ``since`` (ISO time): {(event, owner): [extra]}."""
+    rows, offset = {}, 0
+    while True:
+        status, _, body = http("GET", f"{base}/api/v2/eventLogs?after={since}&limit=100&offset={offset}", ca_file,
+                               headers={"Authorization": f"Bearer {token}"})
+        if status != 200:
+            raise RuntimeError(f"GET /eventLogs: {status} {str(body)[:300]}")
+        for row in body["event_logs"]:
+            rows.setdefault((row["event"], row["owner"]), []).append(row.get("extra") or "")
+        offset += len(body["event_logs"])
+        if not body["event_logs"] or offset >= body["total_entries"]:
+            return rows
+
+
+def salt_durations(master, target, sls):
+    """(wall seconds of `salt TARGET state.apply SLS`, sum of its states' own durations in s, states changed)."""
+    started = time.monotonic()
+    proc = lab.run(master, f"salt {target} state.apply {sls} --out=json --static", timeout=600)
+    wall = time.monotonic() - started
+    states = json.loads(proc.stdout)[target]
+    return wall, sum(s.get("duration", 0) for s in states.values()) / 1000, sum(bool(s["changes"]) for s in
+                                                                               states.values())
+
+
+def auth_layer_cost(inv):
+    """What the auth layer adds to a highstate: the ldap role (render and a no-change apply) and, on one
+    api-server host, the auth states of airflow.config and airflow.webserver (their own durations)."""
+    master = next(iter(inv["hosts"]))
+    ldap_host, api_host = lab.roles(inv, "ldap")[0], lab.roles(inv, "webserver")[0]
+    started = time.monotonic()
+    lab.run(master, f"salt {ldap_host} state.show_sls ldap --out=json --static >/dev/null", timeout=600)
+    render = time.monotonic() - started
+    wall, own, changed = salt_durations(master, ldap_host, "ldap")
+    proc = lab.run(master, f"salt {api_host} state.apply airflow.webserver --out=json --static", timeout=900)
+    auth_ids = ("airflow-webserver-config", "airflow-ldap-bind-password", "airflow-audit-plugin")
+    auth_own = sum(s.get("duration", 0) for s in json.loads(proc.stdout)[api_host].values()
+                   if s.get("__id__") in auth_ids) / 1000
+    print(f"FIGURE drill auth: the auth layer in a highstate: ldap role on {ldap_host} rendered in {render:.1f} s, "
+          f"applied in {wall:.1f} s ({own:.2f} s in its states, {changed} changed); the auth states on "
+          f"{api_host} {auth_own:.2f} s", flush=True)
+    return {"ldap_render_s": render, "ldap_apply_s": wall, "ldap_states_s": own, "ldap_changed": changed,
+            "airflow_auth_states_s": auth_own}
+
+
 def drill_auth(inv):
     base, ca_file = lab.api_base(inv)
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))
     s = secrets()
     seed_password = s["ldap"]["seed_password"]
-    failures, times, tokens = [], [], {}
+    failures, times, tokens, uid_of = [], [], {}, {}
     users = seed_users()
 
     # logins: every user with a role in, the others out
@@ -129,6 +182,7 @@ def drill_auth(inv):
             times.append(elapsed)
             check(status == 201 and token, f"{uid} ({','.join(roles)}) logs in through the VIP: {status}", failures)
             tokens[roles[0]] = token
+            uid_of[roles[0]] = uid
         else:
             why = "disabled" if disabled else "in no mapped group"
             check(status == 401, f"{uid} ({why}) is refused: {status}", failures)
@@ -188,6 +242,24 @@ def drill_auth(inv):
 
     page = login_page(base, ca_file, failures)
 
+    # the audit log: every login and refusal above, and every 403, with its user
+    rows = audit_rows(base, ca_file, tokens.get("Admin") or token, since)
+    for uid, (roles, disabled) in sorted(users.items()):
+        event = "login" if roles and not disabled else "login_failed"
+        check((event, uid) in rows, f"audit log: {event} of {uid}", failures)
+    check(("login", "admin") in rows, "audit log: login of the break-glass admin", failures)
+    denied = {(role, what) for role, what in (("Viewer", "POST /api/v2/dags/airflow_ha_smoke/dagRuns"),
+                                              ("Viewer", "PATCH /api/v2/dags/airflow_ha_smoke"),
+                                              ("User", "POST /api/v2/connections")) if role in uid_of}
+    for role, what in sorted(denied):
+        got = rows.get(("permission_denied", uid_of[role]), [])
+        check(what in got, f"audit log: permission_denied of {uid_of[role]} ({role}) for {what}: {got}", failures)
+    denied_rows = sum(len(v) for (event, _), v in rows.items() if event == "permission_denied")
+    print(f"FIGURE drill auth: audit log since the drill began: "
+          + ", ".join(f"{event} {len(v)}x by {owner}" for (event, owner), v in sorted(rows.items())
+                      if event in ("login", "login_failed", "permission_denied")), flush=True)
+    cost = auth_layer_cost(inv)
+
     median, worst = statistics.median(times), max(times)
     print(f"FIGURE drill auth: login round trip through the VIP (POST /auth/token, FAB + LDAPS): median "
           f"{median * 1000:.0f} ms, max {worst * 1000:.0f} ms over {len(times)} logins")
@@ -197,4 +269,5 @@ def drill_auth(inv):
     if failures:
         raise AssertionError(f"drill auth: {len(failures)} checks failed: {failures}")
     return {"login_median_ms": round(median * 1000), "login_max_ms": round(worst * 1000), "logins": len(times),
-            "flower_without_credentials": flower_anon, "login_page": page}
+            "flower_without_credentials": flower_anon, "login_page": page, "permission_denied_rows": denied_rows,
+            "auth_layer": cost}

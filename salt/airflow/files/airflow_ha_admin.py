@@ -1,6 +1,6 @@
 # Managed by Salt (salt/airflow): edits are overwritten.
 """Admin users of the FAB auth manager (users live in the metadata DB): the
-break-glass admin of Airflow 3, the admin of the 2.x line.
+break-glass admin of both lines, which logs in without the directory.
 
     python airflow_ha_admin.py [--check] PASSWORDS_JSON
 
