@@ -212,7 +212,7 @@ def running_process_host(call):
     return hosts[0] if hosts else None
 
 
-def drill_card(inv, batches=50, records=1000, kills=True):
+def drill_card(inv, batches=50, records=1000, kills=True, label="quiet lab"):
     """Upload ``batches`` batches of ``records`` records, optionally kill a worker running `process` and the
     Patroni leader's host while they flow, check exactly once; print and return the figures."""
     sys.path.insert(0, str(REPO / "tools" / "lab"))
@@ -284,7 +284,7 @@ def drill_card(inv, batches=50, records=1000, kills=True):
     figs.update(kills=killed, lost=len(check["lost"]), twice=len(check["twice"]), totals_equal=check["totals_equal"],
                 elapsed_s=time.monotonic() - started, expected_records=expected_records)
     what = (f"killed airflow-worker on {killed['worker']} during a process task and the Patroni leader's host "
-            f"{killed['leader']}" if kills else "quiet lab")
+            f"{killed['leader']}" if kills else label)
     print(f"FIGURE drill card: {what}; {batches} batches x {records} records: "
           f"{figs['batches_per_min']:.1f} batches/min, {figs['records_per_s']:.0f} records/s, upload-to-result "
           f"latency p50 {figs['latency_p50_s']:.1f} s p95 {figs['latency_p95_s']:.1f} s; lost {figs['lost']}, "

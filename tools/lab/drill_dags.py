@@ -11,10 +11,14 @@ Scenarios, in order (each prints a FIGURE line):
             master sees the repository): refused by the validation,
             naming the file and line; no host's DAG folder link changed, no
             release staged anywhere
-  deploy    salt/dags plus one added DAG: validated, staged and switched on
+  deploy    salt/dags plus one added DAG, while the card DAG processes
+            batches (drill_card: exactly once) and short DAG runs are
+            triggered every few seconds: validated, staged and switched on
             every release host; the added DAG shows up in the API with zero
-            import errors and both DAG processor hosts parsed its file; the
-            time from the orchestrate's start to parsed
+            import errors and both DAG processor hosts parsed its file; no
+            task of the load failed or needed a retry; the time from the
+            orchestrate's start to parsed, and how long two hosts' DAG
+            folders pointed at different releases (their links' switch times)
   again     the same set once more: the orchestrate reports zero changes
   rollback  orch.rollback_dags: every host back on the release from before
             the drill; the added DAG goes stale (gone from the API's list)
@@ -133,6 +137,84 @@ def changed_states(data):
     return [sid for sid, s in _states(data) if " " in sid and s.get("changes")]
 
 
+# the stream of short runs during the deploy: the smoke DAG, in both the old and the new set
+SHORT_DAG = "airflow_ha_smoke"
+SHORT_EVERY_S = 3
+LOAD_BATCHES = 10
+
+
+class Load:
+    """The card DAG (drill_card, which checks exactly once itself) and a stream of short DAG runs, while
+    something else (the deploy) goes on. ``finish`` waits for all of it and counts every task instance of
+    the load that failed or ran more than once."""
+
+    def __init__(self, inv):
+        self.inv = inv
+        self.airflow_ha, self.api = drill.airflow_api(inv)
+        self.stop = threading.Event()
+        self.short_runs, self.errors, self.card = [], [], {}
+        self.threads = [threading.Thread(target=self._short, daemon=True),
+                        threading.Thread(target=self._card, daemon=True)]
+
+    def _short(self):
+        while not self.stop.is_set():
+            try:
+                self.short_runs.append(self.airflow_ha.trigger_dag(SHORT_DAG, **self.api))
+            except Exception as exc:  # a refused trigger is a failure of the load, reported at the end
+                self.errors.append(f"trigger {SHORT_DAG}: {str(exc)[:200]}")
+            self.stop.wait(SHORT_EVERY_S)
+
+    def _card(self):
+        import drill_card
+
+        try:
+            self.card.update(drill_card.drill_card(self.inv, batches=LOAD_BATCHES, kills=False,
+                                                   label="during a DAG deploy"))
+        except Exception as exc:  # AssertionError: lost or twice
+            self.errors.append(f"card: {str(exc)[:400]}")
+
+    def start(self):
+        self.started = time.time()
+        for thread in self.threads:
+            thread.start()
+        # the deploy starts once both are flowing
+        wait(lambda: self.short_runs and self.card_runs(), 120, "the load's first short run and card run")
+
+    def card_runs(self):
+        """card_processing's runs started since the load began: [run_id]."""
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started - 1))
+        runs = self.airflow_ha._pages(self.api["url"], f"/api/v2/dags/card_processing/dagRuns?start_date_gte={since}",
+                                      "dag_runs", self._auth(), self.api["ca_file"])
+        return [r["dag_run_id"] for r in runs]
+
+    def _auth(self):
+        return self.airflow_ha._auth(self.api["url"], "admin", self.api["password"], 3, self.api["ca_file"])
+
+    def finish(self, timeout=900):
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=timeout)
+        bad = []
+        runs = [(SHORT_DAG, r) for r in self.short_runs] + [("card_processing", r) for r in self.card_runs()]
+        for dag_id, run_id in runs:
+            try:
+                self.airflow_ha.wait_dag_run(dag_id, run_id, timeout=300, **self.api)
+            except Exception as exc:  # a failed run: its task instances below say which task
+                bad.append(f"{dag_id} {run_id}: {str(exc)[:200]}")
+            for ti in self.airflow_ha.task_instances(dag_id, run_id, **self.api):
+                if ti["state"] not in ("success", "skipped") or (ti["try_number"] or 1) > 1:
+                    bad.append(f"{dag_id} {run_id} {ti['task_id']}[{ti['map_index']}]: {ti['state']}, "
+                               f"try {ti['try_number']}")
+        return {"short_runs": len(self.short_runs), "card_runs": len(runs) - len(self.short_runs),
+                "card": self.card, "failed": bad + self.errors}
+
+
+def switch_times(inv):
+    """{host: when its DAG folder link was made (epoch, ns precision)}: the link is a new symlink renamed over
+    the old one, so its own mtime is the switch (the lab's containers share one clock)."""
+    return {h: float(run(h, f"stat -c %.9Y {FOLDER}").stdout.strip()) for h in release_hosts(inv)}
+
+
 def processor_parsed(host, file_name, since):
     """True when ``host``'s DAG processor wrote a log of parsing ``file_name`` after ``since`` (epoch)."""
     out = run(host, f"find /opt/airflow/logs/dag_processor -name {shlex.quote(file_name)}.log "
@@ -204,6 +286,8 @@ def drill_dags(inv):
                 return
             time.sleep(1)
 
+    load = Load(inv)
+    load.start()
     wall_start, started = time.time(), time.monotonic()
     watcher = threading.Thread(target=watch, args=(started,), daemon=True)
     watcher.start()
@@ -215,15 +299,27 @@ def drill_dags(inv):
     finally:
         stop.set()
         watcher.join(timeout=30)
+        under_load = load.finish()
     new = links(inv)
     assert len(set(new.values())) == 1 and original not in new.values(), f"not every host switched: {new}"
     version = next(iter(new.values()))
+    switched = switch_times(inv) if distribution(inv) != "nfs" else {}
+    # NFS: one link on the export, which every host reads
+    disagree = max(switched.values()) - min(switched.values()) if switched else 0.0
     per_host = ", ".join(f"{h} {parsed_at[h]:.0f} s" for h in processors)
     print(f"FIGURE drill dags deploy: release {version} (+{ADDED_DAG}) on {len(new)} hosts; orchestrate "
           f"{seconds:.0f} s; from the orchestrate's start to parsed in the API with zero import errors "
-          f"{parsed_at['api']:.0f} s; DAG processors parsed it: {per_host}", flush=True)
+          f"{parsed_at['api']:.0f} s; DAG processors parsed it: {per_host}; hosts on different releases for "
+          f"{disagree:.3f} s (first to last link switch)", flush=True)
+    print(f"FIGURE drill dags under load: during the deploy {under_load['short_runs']} runs of {SHORT_DAG} "
+          f"(one every {SHORT_EVERY_S} s) and {under_load['card_runs']} card_processing runs "
+          f"({LOAD_BATCHES} batches: lost {under_load['card'].get('lost')}, processed twice "
+          f"{under_load['card'].get('twice')}); task instances failed or retried: {len(under_load['failed'])}",
+          flush=True)
+    assert not under_load["failed"], f"the load during the deploy: {under_load['failed'][:20]}"
     results["deploy"] = {"version": version, "orchestrate_s": seconds, "parsed_s": parsed_at["api"],
-                         "processors_s": {h: parsed_at[h] for h in processors}}
+                         "processors_s": {h: parsed_at[h] for h in processors}, "disagree_s": disagree,
+                         "load": under_load}
 
     # 3. the same set again: zero changes
     ok, seconds, data = orchestrate(master, "orch.deploy_dags", {"source": good})
