@@ -116,6 +116,7 @@ def test_the_rendered_settings_are_the_ones_tested(tmp_path):
     assert rendered == SETTINGS["rendered"]
 
 
+@pytest.mark.lab_covered  # the lab's dags drill: each DAG processor host's own parse log of the added file
 def test_each_dag_processor_sees_a_release_switch(workdir, postgres):
     settings = SETTINGS[CHOSEN]
     releases = workdir / "dag-releases"

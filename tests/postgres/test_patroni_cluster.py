@@ -145,6 +145,7 @@ def test_maintenance_operations_on_the_real_cluster(loaders, cluster):
     assert ret.result is True, ret.comment
 
 
+@pytest.mark.lab_covered  # the lab's leader and card_kills drills kill the leader's host under writes
 def test_failover_after_the_leaders_host_dies_loses_no_committed_row(loaders, cluster):
     config = cluster.configs
     old = loaders.modules.patroni.leader(config=config["db1"])

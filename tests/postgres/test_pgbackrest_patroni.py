@@ -18,7 +18,8 @@ import pytest
 
 from clusters.patroni import MEMBERS, PatroniCluster
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# the lab's restore drill runs orch.restore itself on the real cluster (rows before T back, none after)
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.lab_covered]
 
 BIN = "/usr/lib/postgresql/15/bin"
 STANZA = "airflow-ha"  # the shipped archive_command's

@@ -124,6 +124,7 @@ def _start_worker(env, log, concurrency, loglevel):
         cwd=str(REPO), env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
 
 
+@pytest.mark.lab_covered  # the lab's rabbitmq drill and the partition drill's rabbitmq_node_isolated (200 tasks)
 def test_node_loss_under_celery_load_loses_no_task(loaders, rabbit, generated_secrets, celery_settings_file,
                                                    tmp_path, monkeypatch):
     """Publish tasks at a steady rate while a Celery worker consumes them; stop
