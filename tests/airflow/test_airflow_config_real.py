@@ -7,7 +7,6 @@ is absent.
 """
 
 import os
-import re
 import subprocess
 from pathlib import Path
 
@@ -16,15 +15,13 @@ import pytest
 import yaml
 
 import _modules.airflow_ha as airflow_ha
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers.inventory import REPO, pinned_airflow
 
 pytestmark = [pytest.mark.integration]
 
 
 def _version(major):
-    text = (REPO / "requirements" / f"airflow-{major}.txt").read_text()
-    return re.search(r"^apache-airflow==(\S+)$", text, re.M).group(1)
+    return pinned_airflow(major)
 
 
 def _airflow(major):

@@ -21,7 +21,6 @@ of one worker for each line."""
 
 import json
 import os
-import re
 import shlex
 import shutil
 import subprocess
@@ -35,7 +34,7 @@ import pytest
 import yaml
 
 import _modules.airflow_ha as airflow_ha
-from tests.helpers.inventory import REPO
+from tests.helpers.inventory import REPO, pinned_airflow
 from tests.helpers.processes import as_postgres, stop_groups
 from clusters.rabbitmq import RabbitCluster
 from clusters import state_render
@@ -62,8 +61,7 @@ class Line:
 
     @property
     def version(self):
-        text = (REPO / "requirements" / self.requirements).read_text()
-        return re.search(r"^apache-airflow==(\S+)$", text, re.M).group(1)
+        return pinned_airflow(self.major)
 
     @property
     def venv(self):

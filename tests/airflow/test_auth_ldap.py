@@ -35,7 +35,7 @@ from pathlib import Path
 import pytest
 
 import _modules.airflow_ha as airflow_ha
-from tests.helpers.inventory import REPO
+from tests.helpers.inventory import REPO, pinned_airflow
 from tests.helpers.ldap_server import bash, compile_states, run_cmd_state, secrets_of, slapd_missing, write_files
 from tests.helpers.processes import stop_groups
 
@@ -63,8 +63,7 @@ if not _fab_installed():
 @pytest.fixture(scope="module")
 def airflow_states(workdir, pki, ldap_states, salt_env, tmp_path_factory):
     home = workdir / "home"
-    version = next(line.split("==")[1] for line in (REPO / "requirements" / "airflow-3.txt").read_text().splitlines()
-                   if line.startswith("apache-airflow=="))
+    version = pinned_airflow(3)
     pillar = {"airflow": {
         "version": version, "home": str(home), "venv": str(VENV), "env_file": str(home / "airflow.env"),
         "dags_folder": str(workdir / "dags"), "db_port": PG_PORT, "api_port": API_PORT, "flower_port": FLOWER_PORT,

@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 
 import _modules.airflow_ha as airflow_ha
-from tests.helpers.inventory import REPO
+from tests.helpers.inventory import REPO, pinned_airflow
 from tests.helpers.ldap_server import compile_states, run_cmd_state, secrets_of, slapd_missing, write_files
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -99,8 +99,7 @@ print("RESULT " + json.dumps(out))
 @pytest.fixture(scope="module")
 def airflow_states(workdir, pki, ldap_states, salt_env, tmp_path_factory):
     home = workdir / "home"
-    version = next(line.split("==")[1] for line in (REPO / "requirements" / "airflow-2.txt").read_text().splitlines()
-                   if line.startswith("apache-airflow=="))
+    version = pinned_airflow(2)
     pillar = {"airflow": {
         "major": 2, "version": version, "requirements": "airflow-2.txt",
         "home": str(home), "venv": str(VENV), "env_file": str(home / "airflow.env"),

@@ -25,3 +25,11 @@ def hosts_with_role(inventory, role):
 
 def copy_inventory(topology="full"):
     return copy.deepcopy(load_inventory(topology))
+
+
+def pinned_airflow(major):
+    """The apache-airflow version requirements/airflow-<major>.txt pins."""
+    import re
+
+    text = (REPO / "requirements" / f"airflow-{major}.txt").read_text()
+    return re.search(r"^apache-airflow==(\S+)$", text, re.M).group(1)
