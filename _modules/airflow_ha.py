@@ -582,6 +582,53 @@ def trigger_dag(dag_id, url="http://127.0.0.1:8080", username="admin", password=
     return _api("POST", url, f"{dag}/dagRuns", auth, body, ca_file=ca_file)["dag_run_id"]
 
 
+def _variable_path(key, major):
+    return f"{_prefix(major)}/variables/{urllib.parse.quote(key, safe='')}"
+
+
+def variable(key, url="http://127.0.0.1:8080", username="admin", password=None, major=3, ca_file=None):
+    """
+    The value of the Airflow Variable ``key`` through the REST API; None
+    when there is no such Variable.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call airflow_ha.variable airflow_ha_dag_release url=https://10.83.0.100:443
+    """
+    auth = _auth(url, username, password, major, ca_file)
+    try:
+        return _api("GET", url, _variable_path(key, major), auth, ca_file=ca_file)["value"]
+    except CommandExecutionError as exc:
+        if " HTTP 404 " in str(exc):
+            return None
+        raise
+
+
+def set_variable(key, value, description="", url="http://127.0.0.1:8080", username="admin", password=None,
+                 major=3, ca_file=None):
+    """
+    Create or update the Airflow Variable ``key`` through the REST API (so
+    Airflow's audit log records the change with the API user); returns the
+    value it had before (None: it did not exist).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call airflow_ha.set_variable airflow_ha_dag_release 0123456789abcdef url=https://10.83.0.100:443
+    """
+    old = variable(key, url, username, password, major, ca_file)
+    auth = _auth(url, username, password, major, ca_file)
+    body = {"key": key, "value": str(value), "description": description}
+    if old is None:
+        _api("POST", url, f"{_prefix(major)}/variables", auth, body, ca_file=ca_file)
+    else:
+        _api("PATCH", url, _variable_path(key, major), auth, body, ca_file=ca_file)
+    return old
+
+
 def _run_path(dag_id, run_id, major):
     return (f"{_prefix(major)}/dags/{urllib.parse.quote(dag_id, safe='')}"
             f"/dagRuns/{urllib.parse.quote(run_id, safe='')}")

@@ -189,6 +189,39 @@ def release_available(name, release="previous", link=LINK):
     return ret
 
 
+def recorded(name=LINK, variable="airflow_ha_dag_release", url="http://127.0.0.1:8080", ca_file=None,
+             username="admin", password=None, major=3):
+    """
+    Record the release ``name`` points to in Airflow: the Variable
+    ``variable`` (the UI's Admin > Variables) holds its id, set through the
+    REST API, so Airflow's audit log has each change with the time and the
+    API user. No change when it already holds it; test mode changes nothing.
+    """
+    ret = _ret(name)
+    try:
+        version = __salt__["dag_release.current"](name)
+        if not version:
+            ret["comment"] = f"{name} points to no release: nothing to record"
+            return ret
+        api = {"url": url, "username": username, "password": password, "major": major, "ca_file": ca_file}
+        old = __salt__["airflow_ha.variable"](variable, **api)
+        if old == version:
+            ret.update(result=True, comment=f"Variable {variable} already holds release {version}")
+            return ret
+        if __opts__["test"]:
+            ret.update(result=None, comment=f"would set Variable {variable} to release {version} (now {old})",
+                       changes={variable: {"old": old, "new": version}})
+            return ret
+        __salt__["airflow_ha.set_variable"](variable, version, description=f"the DAG release of {name} (Salt, "
+                                            "orch.deploy_dags / orch.rollback_dags)", **api)
+    except FAILURES as exc:
+        ret["comment"] = f"Variable {variable} not set: {exc}"
+        return ret
+    ret.update(result=True, comment=f"Variable {variable} set to release {version}",
+               changes={variable: {"old": old, "new": version}})
+    return ret
+
+
 def parsed(name=LINK, url="http://127.0.0.1:8080", release="current", releases_dir=RELEASES, timeout=300,
            ca_file=None, username="admin", password=None, validations_dir=None, major=3):
     """

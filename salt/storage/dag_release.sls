@@ -4,7 +4,8 @@
       stage     - stage the set as a release (every host of the releases)
       switch    - point the DAG folder at `dag_release:release` (staged, previous or a version)
       available - check that `dag_release:release` is staged here (rollback, before any switch)
-      parsed    - wait until the DAG processors parsed the current release (first scheduler) -#}
+      parsed    - wait until the DAG processors parsed the current release, then
+                  record its id in Airflow (Variable airflow_ha_dag_release) (first scheduler) -#}
 {%- from 'storage/map.jinja' import storage with context %}
 {%- set step = salt['pillar.get']('dag_release:step', '') %}
 {%- set source = salt['pillar.get']('dag_release:source') or
@@ -59,4 +60,15 @@ storage-dag-release-parsed:
     - ca_file: {{ (airflow.tls.ca_file if airflow.tls.enabled else None) | json }}
     - timeout: {{ storage.releases.parse_timeout | int }}
     - major: {{ airflow.major | int }}
+
+# the release id where Airflow's users look (Admin > Variables), each change in Airflow's audit log
+storage-dag-release-recorded:
+  dag_release.recorded:
+    - name: {{ link | json }}
+    - variable: {{ storage.releases.variable | json }}
+    - url: {{ airflow.api_url | json }}
+    - ca_file: {{ (airflow.tls.ca_file if airflow.tls.enabled else None) | json }}
+    - major: {{ airflow.major | int }}
+    - require:
+      - dag_release: storage-dag-release-parsed
 {%- endif %}

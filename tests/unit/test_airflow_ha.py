@@ -160,6 +160,7 @@ class FakeAirflow(http.server.BaseHTTPRequestHandler):
 
     major = 2
     requests = []
+    variables = {}
 
     def log_message(self, *args):
         pass
@@ -185,6 +186,17 @@ class FakeAirflow(http.server.BaseHTTPRequestHandler):
             return self._reply(401 if self.major >= 3 else 403, {"title": "Unauthorized"})
         prefix = "/api/v2" if self.major >= 3 else "/api/v1"
         run_path = f"{prefix}/dags/airflow_ha_smoke/dagRuns/{urllib.parse.quote(RUN_ID, safe='')}"
+        if self.path.startswith(f"{prefix}/variables"):
+            key = urllib.parse.unquote(self.path.rsplit("/", 1)[-1]) if self.path != f"{prefix}/variables" else None
+            if self.command == "GET" and key in self.variables:
+                return self._reply(200, {"key": key, "value": self.variables[key]})
+            if self.command == "POST" and key is None and body["key"] not in self.variables:
+                self.variables[body["key"]] = body["value"]
+                return self._reply(201, body)
+            if self.command == "PATCH" and key in self.variables and body["key"] == key:
+                self.variables[key] = body["value"]
+                return self._reply(200, body)
+            return self._reply(404 if self.command != "POST" else 409, {"title": "no"})
         if self.command == "GET" and self.path == f"{prefix}/dags?limit=1":
             return self._reply(200, {"dags": [], "total_entries": 0})
         if self.command == "PATCH" and self.path == f"{prefix}/dags/airflow_ha_smoke":
@@ -216,7 +228,7 @@ class FakeAirflow(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(params=[2, 3])
 def fake_airflow(request):
-    handler = type("Handler", (FakeAirflow,), {"major": request.param, "requests": []})
+    handler = type("Handler", (FakeAirflow,), {"major": request.param, "requests": [], "variables": {}})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -258,6 +270,19 @@ def test_trigger_and_wait_use_the_api_of_the_line(fake_airflow):
                                            "end_date": "2026-11-23T08:00:04+00:00"}
     # Airflow 2 has no queued_at: an API-triggered run is queued at its logical date
     assert run["queued_at"] == ("2026-11-23T08:00:00.5+00:00" if major >= 3 else "2026-11-23T08:00:00.123456+00:00")
+
+
+def test_set_variable_creates_then_updates_and_returns_the_old_value(fake_airflow):
+    major, url, requests = fake_airflow
+    api = {"url": url, "password": "s3cr:t", "major": major}
+    assert airflow_ha.variable("airflow_ha_dag_release", **api) is None
+    assert airflow_ha.set_variable("airflow_ha_dag_release", "v1", **api) is None
+    assert airflow_ha.variable("airflow_ha_dag_release", **api) == "v1"
+    assert airflow_ha.set_variable("airflow_ha_dag_release", "v2", **api) == "v1"
+    assert airflow_ha.variable("airflow_ha_dag_release", **api) == "v2"
+    prefix = "/api/v2" if major >= 3 else "/api/v1"
+    assert [(m, p) for m, p, a, b in requests if m != "GET" and p.startswith(prefix)] == [
+        ("POST", f"{prefix}/variables"), ("PATCH", f"{prefix}/variables/airflow_ha_dag_release")]
 
 
 def test_wait_dag_run_raises_on_failure(fake_airflow, monkeypatch):

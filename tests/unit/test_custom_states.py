@@ -30,7 +30,7 @@ WRITERS = {"patroni.edit_config", "rabbitmq_ha.join", "rabbitmq_ha.add_vhost", "
            "rabbitmq_ha.delete_user", "rabbitmq_ha.set_policy", "rabbitmq_ha.forget",
            "pgbackrest.stanza_create", "pgbackrest.check", "pgbackrest.backup",
            "dag_release.stage", "dag_release.switch", "dag_release.prune", "dag_release.validate",
-           "dag_release.wait_parsed"}
+           "dag_release.wait_parsed", "airflow_ha.set_variable"}
 
 
 class Salt(dict):
@@ -85,7 +85,7 @@ COVERED = {
     "rabbitmq_ha.user_present", "rabbitmq_ha.user_absent", "rabbitmq_ha.policy_present",
     "pgbackrest.stanza_ready", "pgbackrest.backup_present",
     "dag_release.validated", "dag_release.staged", "dag_release.switched", "dag_release.present",
-    "dag_release.release_available", "dag_release.parsed",
+    "dag_release.release_available", "dag_release.parsed", "dag_release.recorded",
 }
 
 
@@ -417,6 +417,31 @@ def test_dag_release_parsed_testmode_waits_for_nothing(testmode):
     ret = dag_release_state.parsed("/srv/airflow/dags", timeout=300)
     assert ret["result"] is None and "would wait up to 300 s" in ret["comment"]
     assert salt.writes() == []
+
+
+def test_dag_release_recorded_testmode_sets_nothing(testmode):
+    salt = use(dag_release_state, Salt(dag_release__current=V1, airflow_ha__variable="0123"))
+    ret = dag_release_state.recorded("/srv/airflow/dags")
+    assert ret["result"] is None and ret["changes"] == {"airflow_ha_dag_release": {"old": "0123", "new": V1}}
+    assert salt.writes() == []
+
+
+def test_dag_release_recorded_sets_the_variable_once():
+    salt = use(dag_release_state, Salt(dag_release__current=V1, airflow_ha__variable=None))
+    ret = dag_release_state.recorded("/srv/airflow/dags", url="https://vip", major=3)
+    assert ret["result"] is True and ret["changes"] == {"airflow_ha_dag_release": {"old": None, "new": V1}}
+    args, kwargs = salt["airflow_ha.set_variable"].call_args
+    assert args[:2] == ("airflow_ha_dag_release", V1) and kwargs["url"] == "https://vip"
+    salt = use(dag_release_state, Salt(dag_release__current=V1, airflow_ha__variable=V1))
+    ret = dag_release_state.recorded("/srv/airflow/dags")
+    assert ret["result"] is True and ret["changes"] == {} and salt.writes() == []
+
+
+def test_dag_release_recorded_failure_is_result_false():
+    use(dag_release_state, Salt(dag_release__current=V1, airflow_ha__variable=raising(
+        message="GET /api/v2/variables/airflow_ha_dag_release on https://vip: HTTP 403 forbidden")))
+    ret = dag_release_state.recorded("/srv/airflow/dags")
+    assert ret["result"] is False and "HTTP 403" in ret["comment"]
 
 
 def test_dag_release_parsed_failure_is_result_false():

@@ -18,10 +18,13 @@ Scenarios, in order (each prints a FIGURE line):
             import errors and both DAG processor hosts parsed its file; no
             task of the load failed or needed a retry; the time from the
             orchestrate's start to parsed, and how long two hosts' DAG
-            folders pointed at different releases (their links' switch times)
+            folders pointed at different releases (their links' switch times);
+            Airflow's Variable airflow_ha_dag_release names the release, its
+            change in Airflow's audit log
   again     the same set once more: the orchestrate reports zero changes
   rollback  orch.rollback_dags: every host back on the release from before
-            the drill; the added DAG goes stale (gone from the API's list)
+            the drill, and so is the Variable; the added DAG goes stale (gone
+            from the API's list)
 The lab is left on the release it had before the drill.
 """
 
@@ -31,6 +34,8 @@ import shlex
 import shutil
 import threading
 import time
+
+import yaml
 
 import drill
 from drill import REPO, roles, run, wait
@@ -53,6 +58,9 @@ with DAG({ADDED_DAG!r}, start_date=datetime.datetime(2026, 1, 1), schedule=None,
 BROKEN_FILE = "airflow_ha_drill_broken.py"
 BROKEN = "import datetime\n\nimport airflow_ha_no_such_module  # the drill's import error\n"
 FOLDER = "/srv/airflow/dags"
+# the Airflow Variable the orchestrates set to the current release (storage:releases:variable)
+RELEASE_VARIABLE = yaml.safe_load((REPO / "salt" / "storage" / "defaults.yaml").read_text())["releases"][
+    "variable"]
 
 
 def dag_set(name, extra):
@@ -209,6 +217,15 @@ class Load:
                 "card": self.card, "failed": bad + self.errors}
 
 
+def recorded_release(airflow_ha, api, since):
+    """(the release Airflow's Variable names, the audit log's changes of it since ``since`` epoch: [(event, owner)])."""
+    auth = airflow_ha._auth(api["url"], "admin", api["password"], 3, api["ca_file"])
+    after = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since - 1))
+    rows = airflow_ha._pages(api["url"], f"/api/v2/eventLogs?after={after}", "event_logs", auth, api["ca_file"])
+    changes = [(r["event"], r["owner"]) for r in rows if r["event"] in ("post_variable", "patch_variable")]
+    return airflow_ha.variable(RELEASE_VARIABLE, **api), changes
+
+
 def switch_times(inv):
     """{host: when its DAG folder link was made (epoch, ns precision)}: the link is a new symlink renamed over
     the old one, so its own mtime is the switch (the lab's containers share one clock)."""
@@ -303,6 +320,9 @@ def drill_dags(inv):
     new = links(inv)
     assert len(set(new.values())) == 1 and original not in new.values(), f"not every host switched: {new}"
     version = next(iter(new.values()))
+    shown, changes = recorded_release(airflow_ha, api, wall_start)
+    assert shown == version and changes, (f"Airflow's Variable {RELEASE_VARIABLE} is {shown!r} (audit log changes "
+                                          f"{changes}), not the deployed release {version}")
     switched = switch_times(inv) if distribution(inv) != "nfs" else {}
     # NFS: one link on the export, which every host reads
     disagree = max(switched.values()) - min(switched.values()) if switched else 0.0
@@ -310,7 +330,8 @@ def drill_dags(inv):
     print(f"FIGURE drill dags deploy: release {version} (+{ADDED_DAG}) on {len(new)} hosts; orchestrate "
           f"{seconds:.0f} s; from the orchestrate's start to parsed in the API with zero import errors "
           f"{parsed_at['api']:.0f} s; DAG processors parsed it: {per_host}; hosts on different releases for "
-          f"{disagree:.3f} s (first to last link switch)", flush=True)
+          f"{disagree:.3f} s (first to last link switch); Airflow's Variable {RELEASE_VARIABLE} = {shown}, "
+          f"its change in the audit log: {changes[-1][0]} by {changes[-1][1]}", flush=True)
     print(f"FIGURE drill dags under load: during the deploy {under_load['short_runs']} runs of {SHORT_DAG} "
           f"(one every {SHORT_EVERY_S} s) and {under_load['card_runs']} card_processing runs "
           f"({LOAD_BATCHES} batches: lost {under_load['card'].get('lost')}, processed twice "
@@ -331,10 +352,14 @@ def drill_dags(inv):
     results["again"] = {"orchestrate_s": seconds, "changes": 0}
 
     # 4. rollback in one command: back to the release from before the drill
+    rollback_start = time.time()
     ok, seconds, data = orchestrate(master, "orch.rollback_dags")
     assert ok, f"orch.rollback_dags failed: {failed_states(data) or data}"
     back = links(inv)
     assert set(back.values()) == {original}, f"the rollback left {back}, not {original}"
+    shown, changes = recorded_release(airflow_ha, api, rollback_start)
+    assert shown == original and changes, (f"after the rollback Airflow's Variable {RELEASE_VARIABLE} is {shown!r} "
+                                           f"(audit log changes {changes}), not {original}")
 
     def added_gone():
         dag = {d["dag_id"]: d for d in airflow_ha.dags(**api)}.get(ADDED_DAG)
