@@ -597,7 +597,10 @@ def variable(key, url="http://127.0.0.1:8080", username="admin", password=None, 
 
         salt-call airflow_ha.variable airflow_ha_dag_release url=https://10.83.0.100:443
     """
-    auth = _auth(url, username, password, major, ca_file)
+    return _variable(key, url, _auth(url, username, password, major, ca_file), major, ca_file)
+
+
+def _variable(key, url, auth, major, ca_file):
     try:
         return _api("GET", url, _variable_path(key, major), auth, ca_file=ca_file)["value"]
     except CommandExecutionError as exc:
@@ -619,8 +622,8 @@ def set_variable(key, value, description="", url="http://127.0.0.1:8080", userna
 
         salt-call airflow_ha.set_variable airflow_ha_dag_release 0123456789abcdef url=https://10.83.0.100:443
     """
-    old = variable(key, url, username, password, major, ca_file)
     auth = _auth(url, username, password, major, ca_file)
+    old = _variable(key, url, auth, major, ca_file)
     body = {"key": key, "value": str(value), "description": description}
     if old is None:
         _api("POST", url, f"{_prefix(major)}/variables", auth, body, ca_file=ca_file)

@@ -212,8 +212,8 @@ def recorded(name=LINK, variable="airflow_ha_dag_release", url="http://127.0.0.1
             ret.update(result=None, comment=f"would set Variable {variable} to release {version} (now {old})",
                        changes={variable: {"old": old, "new": version}})
             return ret
-        __salt__["airflow_ha.set_variable"](variable, version, description=f"the DAG release of {name} (Salt, "
-                                            "orch.deploy_dags / orch.rollback_dags)", **api)
+        __salt__["airflow_ha.set_variable"](variable, version, description=f"the DAG release of {name}, set by Salt "
+                                            "once it parsed", **api)
     except FAILURES as exc:
         ret["comment"] = f"Variable {variable} not set: {exc}"
         return ret

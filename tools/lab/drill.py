@@ -208,6 +208,15 @@ def airflow_api(inv):
     return airflow_ha, {"url": url, "ca_file": ca_file, "password": secrets["airflow"]["admin_password"]}
 
 
+def audit_log(inv, since, auth=None):
+    """Airflow's audit log (REST API /eventLogs through the VIP, every page) since ``since`` (epoch): its rows.
+    ``auth``: the Authorization header to send (default: the break-glass admin's, a login of its own)."""
+    airflow_ha, api = airflow_api(inv)
+    auth = auth or airflow_ha._auth(api["url"], "admin", api["password"], 3, api["ca_file"])
+    after = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since - 1))
+    return airflow_ha._pages(api["url"], f"/api/v2/eventLogs?after={after}", "event_logs", auth, api["ca_file"])
+
+
 def smoke(inv):
     """The orchestrate's smoke test, from this machine (the Salt master may be the dead host)."""
     airflow_ha, api = airflow_api(inv)

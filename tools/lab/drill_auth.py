@@ -122,19 +122,12 @@ def login_page(base, ca_file, failures, out=None):
     return {"screenshot": str(shot), "dom_bytes": len(dom), "seconds": round(seconds, 1)}
 
 
-def audit_rows(base, ca_file, token, since):
-    """Airflow's audit log since ``since`` (ISO time): {(event, owner): [extra]}."""
-    rows, offset = {}, 0
-    while True:
-        status, _, body = http("GET", f"{base}/api/v2/eventLogs?after={since}&limit=100&offset={offset}", ca_file,
-                               headers={"Authorization": f"Bearer {token}"})
-        if status != 200:
-            raise RuntimeError(f"GET /eventLogs: {status} {str(body)[:300]}")
-        for row in body["event_logs"]:
-            rows.setdefault((row["event"], row["owner"]), []).append(row.get("extra") or "")
-        offset += len(body["event_logs"])
-        if not body["event_logs"] or offset >= body["total_entries"]:
-            return rows
+def audit_rows(inv, token, since):
+    """Airflow's audit log since ``since`` (epoch), read with ``token``: {(event, owner): [extra]}."""
+    rows = {}
+    for row in lab.audit_log(inv, since, f"Bearer {token}"):
+        rows.setdefault((row["event"], row["owner"]), []).append(row.get("extra") or "")
+    return rows
 
 
 def salt_durations(master, target, sls):
@@ -169,7 +162,7 @@ def auth_layer_cost(inv):
 
 def drill_auth(inv):
     base, ca_file = lab.api_base(inv)
-    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))
+    since = time.time()
     s = secrets()
     seed_password = s["ldap"]["seed_password"]
     failures, times, tokens, uid_of = [], [], {}, {}
@@ -243,7 +236,7 @@ def drill_auth(inv):
     page = login_page(base, ca_file, failures)
 
     # the audit log: every login and refusal above, and every 403, with its user
-    rows = audit_rows(base, ca_file, tokens.get("Admin") or token, since)
+    rows = audit_rows(inv, tokens.get("Admin") or token, since)
     for uid, (roles, disabled) in sorted(users.items()):
         event = "login" if roles and not disabled else "login_failed"
         check((event, uid) in rows, f"audit log: {event} of {uid}", failures)

@@ -159,6 +159,8 @@ class Load:
     def __init__(self, inv):
         self.inv = inv
         self.airflow_ha, self.api = drill.airflow_api(inv)
+        # one login for the whole load (start() polls card_runs every half second)
+        self.auth = self.airflow_ha._auth(self.api["url"], "admin", self.api["password"], 3, self.api["ca_file"])
         self.stop = threading.Event()
         self.short_runs, self.errors, self.card = [], [], {}
         self.threads = [threading.Thread(target=self._short, daemon=True),
@@ -192,11 +194,8 @@ class Load:
         """card_processing's runs started since the load began: [run_id]."""
         since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started - 1))
         runs = self.airflow_ha._pages(self.api["url"], f"/api/v2/dags/card_processing/dagRuns?start_date_gte={since}",
-                                      "dag_runs", self._auth(), self.api["ca_file"])
+                                      "dag_runs", self.auth, self.api["ca_file"])
         return [r["dag_run_id"] for r in runs]
-
-    def _auth(self):
-        return self.airflow_ha._auth(self.api["url"], "admin", self.api["password"], 3, self.api["ca_file"])
 
     def finish(self, timeout=900):
         self.stop.set()
@@ -217,12 +216,11 @@ class Load:
                 "card": self.card, "failed": bad + self.errors}
 
 
-def recorded_release(airflow_ha, api, since):
+def recorded_release(inv, since):
     """(the release Airflow's Variable names, the audit log's changes of it since ``since`` epoch: [(event, owner)])."""
-    auth = airflow_ha._auth(api["url"], "admin", api["password"], 3, api["ca_file"])
-    after = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since - 1))
-    rows = airflow_ha._pages(api["url"], f"/api/v2/eventLogs?after={after}", "event_logs", auth, api["ca_file"])
-    changes = [(r["event"], r["owner"]) for r in rows if r["event"] in ("post_variable", "patch_variable")]
+    airflow_ha, api = drill.airflow_api(inv)
+    changes = [(r["event"], r["owner"]) for r in drill.audit_log(inv, since)
+               if r["event"] in ("post_variable", "patch_variable")]
     return airflow_ha.variable(RELEASE_VARIABLE, **api), changes
 
 
@@ -320,7 +318,7 @@ def drill_dags(inv):
     new = links(inv)
     assert len(set(new.values())) == 1 and original not in new.values(), f"not every host switched: {new}"
     version = next(iter(new.values()))
-    shown, changes = recorded_release(airflow_ha, api, wall_start)
+    shown, changes = recorded_release(inv, wall_start)
     assert shown == version and changes, (f"Airflow's Variable {RELEASE_VARIABLE} is {shown!r} (audit log changes "
                                           f"{changes}), not the deployed release {version}")
     switched = switch_times(inv) if distribution(inv) != "nfs" else {}
@@ -357,7 +355,7 @@ def drill_dags(inv):
     assert ok, f"orch.rollback_dags failed: {failed_states(data) or data}"
     back = links(inv)
     assert set(back.values()) == {original}, f"the rollback left {back}, not {original}"
-    shown, changes = recorded_release(airflow_ha, api, rollback_start)
+    shown, changes = recorded_release(inv, rollback_start)
     assert shown == original and changes, (f"after the rollback Airflow's Variable {RELEASE_VARIABLE} is {shown!r} "
                                            f"(audit log changes {changes}), not {original}")
 
