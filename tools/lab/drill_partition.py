@@ -273,6 +273,12 @@ def rabbitmq_node_isolated(inv, hold=45):
         finally:
             heal(victim)
 
+    # the scenarios before this one cut Erlang distribution too (a DB host runs a RabbitMQ node): start
+    # from a whole cluster, as the heal timer's window allows
+    window = 120 + int(defaults["partition_heal"]["interval"].rstrip("s"))
+    settled = wait_whole(inv, nodes, window, "RabbitMQ cluster whole before the drill")
+    print(f"FIGURE drill partition rabbitmq_before: cluster whole {settled:.0f} s after the database scenarios",
+          flush=True)
     victim = drill.celery_queue_leader(inv)
     result = {}
     fanout = threading.Thread(target=lambda: result.update(drill_throughput.fanout(inv)))
@@ -292,7 +298,6 @@ def rabbitmq_node_isolated(inv, hold=45):
     blip_victim = drill.celery_queue_leader(inv)
     since = run(blip_victim, "date '+%Y-%m-%d %H:%M:%S'").stdout.strip()
     isolate(blip_victim, blip)
-    window = 120 + int(defaults["partition_heal"]["interval"].rstrip("s"))
     blip_healed = wait_whole(inv, nodes, window, f"RabbitMQ cluster whole again after a {blip} s cut")
     restarted = heal_timer_acted(nodes, since)
     print(f"FIGURE drill partition rabbitmq_blip: cut {blip_victim} for {blip} s (net_ticktime "
