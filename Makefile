@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: deps secrets render test test-fast test-loopback test-unit lab lab-destroy roster clean
+.PHONY: deps secrets render test test-fast test-loopback test-unit lab lab-destroy bench roster clean
 
 deps:
 	tools/install-deps.sh
@@ -39,6 +39,12 @@ lab:
 
 lab-destroy:
 	tools/lab/destroy.sh
+
+# Figures, not a test: latency and throughput of the lab against a single-host
+# Airflow on this machine, and the lab under failure (tools/bench/bench.py;
+# BENCH_ARGS=--single-only needs no lab). Results in .lab/bench/.
+bench: deps
+	$(PY) tools/bench/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -267,6 +267,147 @@ def housekeeping_errors(housekeeping):
     return errors
 
 
+# ------------------------------------------------------------ PgBouncer (issue 19)
+PGBOUNCER_POOL_MODES = ("transaction", "session")
+SCRAM_ITERATIONS = 4096  # PostgreSQL's default (scram_iterations, PostgreSQL 16)
+# server connections of the cluster kept for everything but the Airflow hosts'
+# PgBouncers: Patroni, replication and rewind, the exporters, pgBackRest,
+# `airflow db migrate` (direct), an operator's psql
+PGBOUNCER_SERVER_HEADROOM = 30
+# processes per role holding an Airflow SQLAlchemy pool (sqlalchemy_pool_size +
+# sqlalchemy_max_overflow client connections each): the api-server runs
+# [api] workers = 1 process (Airflow 3), the 2.x webserver 4 gunicorn workers
+_POOLED_PROCESSES = {"scheduler": 1, "dag_processor": 1, "triggerer": 1}
+
+
+def scram_sha_256(password, user=""):
+    """
+    The SCRAM-SHA-256 verifier (PostgreSQL's pg_authid format,
+    ``SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>``) of a
+    password. The salt is derived from the password and ``user`` (HMAC-SHA256),
+    so the same pillar gives the same verifier on every host: the postgres
+    state sets it as the role's password and PgBouncer's auth_file holds it,
+    which lets PgBouncer log in to the server with the client's SCRAM keys
+    (the verifiers must be identical, salt and iterations included), and a
+    second apply changes nothing.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call airflow_ha.scram_sha_256 's3cret' user=airflow
+    """
+    if not password:
+        raise CommandExecutionError("secrets:postgres:airflow_password is empty: run tools/gen_secrets.py")
+    from salt.ext.saslprep import saslprep
+
+    try:
+        prepared = saslprep(str(password))
+    except ValueError:  # PostgreSQL uses the raw bytes of a password SASLprep refuses
+        prepared = str(password)
+    secret = prepared.encode()
+    salt = hmac.new(str(password).encode(), ("airflow-ha-scram:" + str(user)).encode(), hashlib.sha256).digest()[:16]
+    salted = hashlib.pbkdf2_hmac("sha256", secret, salt, SCRAM_ITERATIONS)
+    stored_key = hashlib.sha256(hmac.new(salted, b"Client Key", hashlib.sha256).digest()).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    b64 = lambda data: base64.b64encode(data).decode()  # noqa: E731
+    return f"SCRAM-SHA-256${SCRAM_ITERATIONS}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+def _int_setting(settings, key, minimum, errors, maximum=None, what="a whole number"):
+    value = settings.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or (maximum and value > maximum):
+        bound = f"from {minimum}" + (f" to {maximum}" if maximum else "")
+        errors.append(f"pillar airflow:pgbouncer:{key} is {value!r}: give {what} {bound}")
+        return None
+    return value
+
+
+def pgbouncer_client_estimate(roles, major=3, worker_concurrency=8, pool_size=5, max_overflow=10):
+    """
+    The most client connections the Airflow components of a host with
+    ``roles`` open to its PgBouncer: each process with an Airflow SQLAlchemy
+    pool up to ``pool_size + max_overflow`` ([database] sql_alchemy_pool_size,
+    sql_alchemy_max_overflow), each Celery worker process one for the result
+    backend and one for its task (the 2.x line's task runner, NullPool), Flower
+    two (the result backend).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call airflow_ha.pgbouncer_client_estimate '[scheduler, worker]' worker_concurrency=8
+    """
+    roles = set(roles or ())
+    pooled = sum(n for role, n in _POOLED_PROCESSES.items() if role in roles)
+    if "webserver" in roles:
+        pooled += 1 if int(major) >= 3 else 4
+    total = pooled * (int(pool_size) + int(max_overflow))
+    if "worker" in roles:
+        total += 2 * int(worker_concurrency)
+    if "flower" in roles:
+        total += 2
+    return total
+
+
+def pgbouncer_settings(settings, roles=(), major=3, worker_concurrency=8, airflow_hosts=1, max_connections=None):
+    """
+    Pillar ``airflow:pgbouncer`` checked (the render fails naming the key and
+    the fix) and completed: ``max_db_connections`` (the server connections of
+    this host's PgBouncer: pool plus reserve) and ``client_estimate`` (see
+    :py:func:`pgbouncer_client_estimate`). With ``enabled``, the sum over the
+    ``airflow_hosts`` must leave PGBOUNCER_SERVER_HEADROOM of PostgreSQL's
+    ``max_connections``, and this host's estimate must fit ``max_client_conn``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call airflow_ha.pgbouncer_settings '{enabled: true, port: 6432, ...}' '[scheduler]'
+    """
+    if not isinstance(settings, dict):
+        raise CommandExecutionError(f"pillar airflow:pgbouncer is {settings!r}: give a mapping (enabled, port, "
+                                    f"pool_mode, default_pool_size, ...; docs/roles.md)")
+    errors = []
+    if not isinstance(settings.get("enabled"), bool):
+        errors.append(f"pillar airflow:pgbouncer:enabled is {settings.get('enabled')!r}: give true or false")
+    _int_setting(settings, "port", 1, errors, 65535, "a TCP port number")
+    if settings.get("pool_mode") not in PGBOUNCER_POOL_MODES:
+        errors.append(f"pillar airflow:pgbouncer:pool_mode is {settings.get('pool_mode')!r}: use transaction or "
+                      f"session (statement mode breaks Airflow's multi-statement transactions)")
+    pool = _int_setting(settings, "default_pool_size", 1, errors)
+    reserve = _int_setting(settings, "reserve_pool_size", 0, errors)
+    _int_setting(settings, "max_client_conn", 1, errors)
+    _int_setting(settings, "query_wait_timeout", 0, errors, what="whole seconds")
+    _int_setting(settings, "server_login_retry", 1, errors, what="whole seconds")
+    size = _int_setting(settings, "sqlalchemy_pool_size", 1, errors)
+    overflow = _int_setting(settings, "sqlalchemy_max_overflow", 0, errors)
+    timeout = settings.get("reserve_pool_timeout")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
+        errors.append(f"pillar airflow:pgbouncer:reserve_pool_timeout is {timeout!r}: give seconds from 0")
+    if errors:
+        raise CommandExecutionError("; ".join(errors))
+    out = dict(settings, max_db_connections=pool + reserve,
+               client_estimate=pgbouncer_client_estimate(roles, major, worker_concurrency, size, overflow))
+    if settings["enabled"]:
+        if max_connections is not None and int(airflow_hosts) * (pool + reserve) > int(max_connections) - \
+                PGBOUNCER_SERVER_HEADROOM:
+            errors.append(
+                f"pillar airflow:pgbouncer:default_pool_size {pool} + reserve_pool_size {reserve} on each of the "
+                f"{airflow_hosts} Airflow hosts is {int(airflow_hosts) * (pool + reserve)} server connections, over "
+                f"PostgreSQL's max_connections {max_connections} less {PGBOUNCER_SERVER_HEADROOM} kept for Patroni, "
+                f"backups and direct sessions: lower them or raise postgres:dcs:postgresql:parameters:max_connections")
+        if out["client_estimate"] > settings["max_client_conn"]:
+            errors.append(
+                f"pillar airflow:pgbouncer:max_client_conn {settings['max_client_conn']} is under the "
+                f"{out['client_estimate']} client connections this host's Airflow components may open "
+                f"(sqlalchemy_pool_size {size} + sqlalchemy_max_overflow {overflow} per pooled process, the Celery "
+                f"worker's processes): raise max_client_conn or lower sqlalchemy_pool_size/sqlalchemy_max_overflow")
+    if errors:
+        raise CommandExecutionError("; ".join(errors))
+    return out
+
+
 # ------------------------------------------------- access control (issue 26)
 AIRFLOW_ROLES = ("Admin", "Op", "User", "Viewer")
 AUTH_MANAGERS = ("fab", "simple")

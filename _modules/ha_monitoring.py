@@ -12,7 +12,11 @@ CLI Example:
 
 __virtualname__ = "ha_monitoring"
 
-# job -> (role whose hosts expose it, port, metrics path)
+# The roles of the Airflow components: every host with one of them runs
+# PgBouncer when pillar airflow:pgbouncer:enabled (salt/airflow/pgbouncer.sls).
+AIRFLOW_ROLES = ("scheduler", "webserver", "dag_processor", "triggerer", "worker", "flower")
+
+# job -> (role whose hosts expose it, or a tuple of roles: any of them, port, metrics path)
 EXPORTERS = {
     "node": ("all", 9100, "/metrics"),
     "etcd": ("etcd", 2379, "/metrics"),
@@ -23,6 +27,8 @@ EXPORTERS = {
     "statsd": ("monitoring", 9102, "/metrics"),
     "prometheus": ("monitoring", 9090, "/metrics"),
     "alertmanager": ("monitoring", 9093, "/metrics"),
+    # beside each Airflow host's PgBouncer; left out unless airflow:pgbouncer:enabled (monitoring/map.jinja)
+    "pgbouncer": (AIRFLOW_ROLES, 9127, "/metrics"),
 }
 
 # The blackbox exporter listens on loopback of each monitoring host (port as
@@ -86,7 +92,8 @@ def jobs_for(inventory, exporters=None, disabled=(), tls=None):
     for job, (role, port, path) in exporters.items():
         if job in disabled:
             continue
-        names = sorted(n for n, h in hosts.items() if role == "all" or role in (h.get("roles") or []))
+        roles = (role,) if isinstance(role, str) else tuple(role)
+        names = sorted(n for n, h in hosts.items() if "all" in roles or set(roles) & set(h.get("roles") or []))
         if not names:
             continue
         entry = {

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 # names; ``kernel``: a socket of no process, e.g. nfsd; ``init.scope``: a
 # socket systemd itself holds for socket activation, e.g. epmd.socket).
 # Every unit the role areas start for the role's ports is here.
+_PGBOUNCER_UNITS = ("pgbouncer.service", "prometheus-pgbouncer-exporter.service", "pgbouncer_exporter.service")
 ROLE_UNITS = {
     "all": ["ssh.service", "sshd.service", "prometheus-node-exporter.service", "node_exporter.service",
             "salt-master.service", "salt-minion.service", "salt-*.service"],
@@ -40,12 +41,13 @@ ROLE_UNITS = {
     "backup": ["pgbackrest.service"],
     "rabbitmq": ["rabbitmq-server.service", "epmd.service", "epmd.socket", "init.scope"],
     "haproxy": ["haproxy.service", "keepalived.service"],
-    "webserver": ["airflow-webserver.service"],
-    "scheduler": ["airflow-scheduler.service"],
-    "dag_processor": ["airflow-dag-processor.service"],
-    "worker": ["airflow-worker.service"],
-    "triggerer": ["airflow-triggerer.service"],
-    "flower": ["airflow-flower.service"],
+    # every Airflow host: PgBouncer and its exporter (pillar airflow:pgbouncer)
+    "webserver": ["airflow-webserver.service", *_PGBOUNCER_UNITS],
+    "scheduler": ["airflow-scheduler.service", *_PGBOUNCER_UNITS],
+    "dag_processor": ["airflow-dag-processor.service", *_PGBOUNCER_UNITS],
+    "worker": ["airflow-worker.service", *_PGBOUNCER_UNITS],
+    "triggerer": ["airflow-triggerer.service", *_PGBOUNCER_UNITS],
+    "flower": ["airflow-flower.service", *_PGBOUNCER_UNITS],
     "nfs": ["nfs-server.service", "kernel"],
     "ftp": ["vsftpd.service"],
     "card_target": [],

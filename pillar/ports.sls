@@ -44,6 +44,20 @@ ports:
   - {role: worker, port: 8793, proto: tcp, from_roles: [webserver, scheduler, monitoring], purpose: "worker log server (monitoring: the worker's liveness probe)", keys: [airflow:log_server_port]}
   - {role: triggerer, port: 8794, proto: tcp, from_roles: [webserver, monitoring], purpose: "triggerer log server (monitoring: the triggerer's liveness probe)", keys: [airflow:trigger_log_server_port]}
   - {role: flower, port: 5556, proto: tcp, from_roles: [haproxy], purpose: Flower backend, keys: [airflow:flower_port]}
+  # PgBouncer on every Airflow host (pillar airflow:pgbouncer:enabled): 127.0.0.1 only, so no
+  # source (no firewall rule); its exporter to the monitoring hosts (nothing listens while it is off)
+  - {role: scheduler, port: 6432, proto: tcp, from_roles: [], purpose: "PgBouncer (listens on 127.0.0.1 only)", keys: [airflow:pgbouncer:port]}
+  - {role: webserver, port: 6432, proto: tcp, from_roles: [], purpose: "PgBouncer (listens on 127.0.0.1 only)", keys: [airflow:pgbouncer:port]}
+  - {role: dag_processor, port: 6432, proto: tcp, from_roles: [], purpose: "PgBouncer (listens on 127.0.0.1 only)", keys: [airflow:pgbouncer:port]}
+  - {role: triggerer, port: 6432, proto: tcp, from_roles: [], purpose: "PgBouncer (listens on 127.0.0.1 only)", keys: [airflow:pgbouncer:port]}
+  - {role: worker, port: 6432, proto: tcp, from_roles: [], purpose: "PgBouncer (listens on 127.0.0.1 only)", keys: [airflow:pgbouncer:port]}
+  - {role: flower, port: 6432, proto: tcp, from_roles: [], purpose: "PgBouncer (listens on 127.0.0.1 only)", keys: [airflow:pgbouncer:port]}
+  - {role: scheduler, port: 9127, proto: tcp, from_roles: [monitoring], purpose: PgBouncer exporter, keys: [airflow:pgbouncer:exporter_port], scraped: true}
+  - {role: webserver, port: 9127, proto: tcp, from_roles: [monitoring], purpose: PgBouncer exporter, keys: [airflow:pgbouncer:exporter_port], scraped: true}
+  - {role: dag_processor, port: 9127, proto: tcp, from_roles: [monitoring], purpose: PgBouncer exporter, keys: [airflow:pgbouncer:exporter_port], scraped: true}
+  - {role: triggerer, port: 9127, proto: tcp, from_roles: [monitoring], purpose: PgBouncer exporter, keys: [airflow:pgbouncer:exporter_port], scraped: true}
+  - {role: worker, port: 9127, proto: tcp, from_roles: [monitoring], purpose: PgBouncer exporter, keys: [airflow:pgbouncer:exporter_port], scraped: true}
+  - {role: flower, port: 9127, proto: tcp, from_roles: [monitoring], purpose: PgBouncer exporter, keys: [airflow:pgbouncer:exporter_port], scraped: true}
   - {role: nfs, port: 2049, proto: tcp, from_roles: [scheduler, webserver, dag_processor, worker, triggerer, nfs], purpose: NFSv4 (DAG folder)}
   - {role: nfs, port: vrrp, proto: vrrp, from_roles: [nfs], purpose: keepalived VRRP (NFS VIP)}
   - {role: ftp, port: 21, proto: tcp, from_roles: [worker, dag_processor, card_target], purpose: FTP control}

@@ -14,7 +14,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Debian starts some services on install; the tests start their own.
-  for svc in postgresql etcd rabbitmq-server haproxy keepalived vsftpd slapd prometheus prometheus-alertmanager prometheus-node-exporter prometheus-blackbox-exporter; do
+  for svc in postgresql etcd rabbitmq-server haproxy keepalived vsftpd slapd prometheus prometheus-alertmanager prometheus-node-exporter prometheus-blackbox-exporter pgbouncer prometheus-pgbouncer-exporter; do
     if [ -x "/etc/init.d/$svc" ]; then "/etc/init.d/$svc" stop >/dev/null 2>&1 || true; fi
   done
 fi

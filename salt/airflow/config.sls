@@ -2,6 +2,10 @@
 {%- from 'common/tofs.jinja' import files_switch with context %}
 include:
   - airflow.install
+{%- if airflow.pgbouncer.enabled %}
+  # the env file's DB URLs point at this host's PgBouncer (pillar airflow:pgbouncer)
+  - airflow.pgbouncer
+{%- endif %}
 {%- if airflow.tls.enabled %}
   # the cluster CA: the DB connections, the broker (amqps) and the API behind the VIP (https) verify against it
   - pki

@@ -3,13 +3,21 @@
 include:
   - airflow
 
+{#- the env file holds the DB URLs: sourced, so no secret is on a command line.
+    With PgBouncer (pillar airflow:pgbouncer) these one-off commands take the
+    direct URL to the leader through HAProxy's :5000: `airflow db migrate`
+    holds a session-level advisory lock (pg_advisory_lock, and SET
+    lock_timeout) for the whole migration, which transaction pooling would
+    hand to other clients' transactions (docs/architecture.md, PgBouncer). #}
+{%- set env = 'set -a; . ' ~ airflow.env_file ~ '; '
+              ~ ('AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="$AIRFLOW_HA_MIGRATE_SQL_ALCHEMY_CONN"; '
+                 if airflow.pgbouncer.enabled else '') %}
 airflow-db-migrated:
   cmd.run:
-    # the env file holds the DB URL: sourced, so no secret is on a command line
-    - name: {{ ('set -a; . ' ~ airflow.env_file ~ '; ' ~ airflow.venv ~ '/bin/airflow db migrate') | json }}
+    - name: {{ (env ~ airflow.venv ~ '/bin/airflow db migrate') | json }}
     - runas: {{ airflow.user }}
     - shell: /bin/bash
-    - unless: {{ ('set -a; . ' ~ airflow.env_file ~ '; ' ~ airflow.venv ~ '/bin/airflow db check-migrations -t 0') | json }}
+    - unless: {{ (env ~ airflow.venv ~ '/bin/airflow db check-migrations -t 0') | json }}
     - output_loglevel: quiet
     # its output can quote the DB and broker URLs: never into the job return
     - hide_output: True
@@ -34,7 +42,7 @@ airflow-admin-script:
     - group: root
     - mode: '0644'
 
-{%- set admin = 'set -a; . ' ~ airflow.env_file ~ '; ' ~ airflow.venv ~ '/bin/python ' ~ airflow.home
+{%- set admin = env ~ airflow.venv ~ '/bin/python ' ~ airflow.home
                 ~ '/bin/airflow_ha_admin.py ' %}
 airflow-admin-user:
   cmd.run:

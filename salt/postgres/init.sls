@@ -221,10 +221,14 @@ postgres-restarted-for-archiving:
       - patroni: postgres-dcs-config
 {%- endif %}
 
+{%- set airflow_password = salt['pillar.get']('secrets:postgres:airflow_password') %}
 postgres-airflow-role:
   postgres_user.present:
     - name: {{ postgres.airflow.user }}
-    - password: {{ salt['pillar.get']('secrets:postgres:airflow_password') | json }}
+    # with PgBouncer (pillar airflow:pgbouncer:enabled): the verifier its auth
+    # files hold, stored as given (Salt compares it as is: a second apply changes nothing)
+    - password: {{ (salt['airflow_ha.scram_sha_256'](airflow_password, postgres.airflow.user)
+                    if postgres.airflow_scram_verifier else airflow_password) | json }}
     - encrypted: scram-sha-256
     - login: True
     - db_user: {{ postgres.superuser }}

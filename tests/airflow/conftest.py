@@ -15,7 +15,7 @@ import pytest
 
 from tests.helpers.ldap_server import Slapd, compile_states, make_ca, make_server_cert, run_cmd_state, secrets_of, \
     write_files
-from tests.helpers.processes import PG_BIN, as_postgres
+from clusters.processes import PG_BIN, as_postgres
 
 
 @pytest.fixture(scope="module")

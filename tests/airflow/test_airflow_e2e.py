@@ -35,7 +35,7 @@ import yaml
 
 import _modules.airflow_ha as airflow_ha
 from tests.helpers.inventory import REPO, pinned_airflow
-from tests.helpers.processes import as_postgres, stop_groups
+from clusters.processes import as_postgres, stop_groups
 from clusters.rabbitmq import RabbitCluster
 from clusters import state_render
 

@@ -37,7 +37,7 @@ import pytest
 import _modules.airflow_ha as airflow_ha
 from tests.helpers.inventory import REPO, pinned_airflow
 from tests.helpers.ldap_server import bash, compile_states, run_cmd_state, secrets_of, slapd_missing, write_files
-from tests.helpers.processes import stop_groups
+from clusters.processes import stop_groups
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

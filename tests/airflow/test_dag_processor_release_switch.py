@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 
 import _modules.dag_release as dag_release
-from tests.helpers.processes import as_postgres, scratch_postgres, stop_groups
+from clusters.processes import as_postgres, scratch_postgres, stop_groups
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

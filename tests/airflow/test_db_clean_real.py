@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import _modules.airflow_ha as airflow_ha
-from tests.helpers.processes import as_postgres, scratch_postgres
+from clusters.processes import as_postgres, scratch_postgres
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -20,8 +20,8 @@ JOBS = {
     "haproxy_af1_deb": ("af1", "compact", "haproxy", "haproxy-config", DEB, None, None),
     "haproxy_af1_el": ("af1", "compact", "haproxy", "haproxy-config", EL, None, None),
     "haproxy_airflow2": ("airflow", "full", "haproxy", "haproxy-config", DEB, {"airflow": {"major": 2}}, None),
-    "haproxy_fastinter": ("af1", "compact", "haproxy", "haproxy-config", DEB,
-                          {"haproxy": {"check": {"fastinter": "1s", "downinter": "1s"}}}, None),
+    "haproxy_slow_checks": ("af1", "compact", "haproxy", "haproxy-config", DEB,
+                          {"haproxy": {"check": {"inter": "2s", "fastinter": "1s", "downinter": ""}}}, None),
     "haproxy_service": ("haproxy2", "full", "haproxy", "haproxy-running", DEB, None, None),
     "keepalived_af1_deb": ("af1", "compact", "haproxy", "keepalived-config", DEB, None, None),
     "keepalived_af2_el": ("af2", "compact", "haproxy", "keepalived-config", EL, None, None),
@@ -117,10 +117,10 @@ def test_haproxy_cfg_routes_each_frontend_to_the_right_hosts(rendered, render_se
     rw, ro = cfg["listen postgres_rw"], cfg["listen postgres_ro"]
     assert "bind *:5000" in rw and "mode tcp" in rw
     assert "option httpchk GET '/primary'" in rw and "http-check expect status 200" in rw
-    assert "default-server inter 3s fall 3 rise 2 on-marked-down shutdown-sessions" in rw
+    assert "default-server inter 3s downinter 1s fall 3 rise 2 on-marked-down shutdown-sessions" in rw
     assert [line for line in rw if line.startswith("server ")] == db
     assert "bind *:6000" in ro and "option httpchk GET '/replica?lag=16MB'" in ro
-    assert "default-server inter 3s fall 3 rise 2 on-marked-down shutdown-sessions" in ro
+    assert "default-server inter 3s downinter 1s fall 3 rise 2 on-marked-down shutdown-sessions" in ro
     assert [line for line in ro if line.startswith("server ")] == db
     web = cfg["listen airflow"]
     assert "bind *:80" in web and "mode http" in web
@@ -173,9 +173,9 @@ def test_haproxy_config_state_keeps_the_password_private_and_is_validated(render
     assert {"keepalived-config", "keepalived-running"} <= set(res["ids"])
 
 
-def test_check_intervals_can_be_shortened_by_pillar(rendered):
-    cfg = sections(ok(rendered, "haproxy_fastinter")["text"])
-    line = "default-server inter 3s fastinter 1s downinter 1s fall 3 rise 2 on-marked-down shutdown-sessions"
+def test_check_intervals_come_from_pillar(rendered):
+    cfg = sections(ok(rendered, "haproxy_slow_checks")["text"])
+    line = "default-server inter 2s fastinter 1s fall 3 rise 2 on-marked-down shutdown-sessions"
     assert line in cfg["listen postgres_rw"] and line in cfg["listen postgres_ro"]
 
 

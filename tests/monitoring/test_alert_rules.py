@@ -1,7 +1,8 @@
 """Every alert rule, evaluated by the real `promtool test rules` on the cases
 of alert_rules_test.yml (and alert_rules_statsd_test.yml where statsd_exporter
-runs): each fires after its `for:` and resolves. A rule without such a case
-fails the test, as does a case for a rule that does not exist."""
+runs, alert_rules_pgbouncer_test.yml with pillar airflow:pgbouncer:enabled):
+each fires after its `for:` and resolves. A rule without such a case fails the
+test, as does a case for a rule that does not exist."""
 
 import re
 import shutil
@@ -13,16 +14,26 @@ import yaml
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 HERE = Path(__file__).parent
-CASES = {"common": HERE / "alert_rules_test.yml", "statsd": HERE / "alert_rules_statsd_test.yml"}
-# the OS families render different rule sets: statsd_exporter is packaged for RedHat only
-CASE_FILES = {"debian12": ["common"], "rocky9": ["common", "statsd"]}
+CASES = {"common": HERE / "alert_rules_test.yml", "statsd": HERE / "alert_rules_statsd_test.yml",
+         "pgbouncer": HERE / "alert_rules_pgbouncer_test.yml"}
+# the OS families render different rule sets: statsd_exporter is packaged for RedHat only; PgBouncer's rule
+# only with pillar airflow:pgbouncer:enabled (its exporter scraped)
+CASE_FILES = {"debian12": ["common"], "rocky9": ["common", "statsd"], "debian12+pgbouncer": ["common", "pgbouncer"]}
 
 
 @pytest.fixture(scope="module", params=sorted(CASE_FILES))
-def rendered(request, render_state_file, tmp_path_factory):
+def rendered(request, render_state_file, salt_env, tmp_path_factory):
+    from tests.helpers.state_render import renderer
+
     os_name = request.param
+    render = render_state_file
+    if os_name.endswith("+pgbouncer"):
+        root = tmp_path_factory.mktemp("pgbouncer-pillar")
+        (root / "lab.sls").write_text(yaml.safe_dump({"airflow": {"pgbouncer": {"enabled": True}}}))
+        render = renderer(salt_env, [root])
     path = tmp_path_factory.mktemp(f"rules-{os_name}") / "airflow-ha.yml"
-    path.write_text(render_state_file("db3", "compact", "monitoring.prometheus", "monitoring-prometheus-rules", os_name))
+    path.write_text(render("db3", "compact", "monitoring.prometheus", "monitoring-prometheus-rules",
+                           os_name.split("+")[0]))
     return os_name, path
 
 
@@ -88,3 +99,9 @@ def test_statsd_rules_only_where_statsd_exporter_runs(rendered):
     present = statsd_alerts & alert_names(rules)
     # Debian has no statsd_exporter: its rules would only ever see absent series
     assert present == (statsd_alerts if "statsd" in CASE_FILES[os_name] else set()), present
+
+
+def test_pgbouncer_rule_only_where_its_exporter_is_scraped(rendered):
+    os_name, rules = rendered
+    # off by default (pillar airflow:pgbouncer:enabled): its series would never exist
+    assert ("PgBouncerClientsWaiting" in alert_names(rules)) == ("pgbouncer" in CASE_FILES[os_name])

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.helpers.processes import as_postgres
+from clusters.processes import as_postgres
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

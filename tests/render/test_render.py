@@ -160,6 +160,16 @@ def test_bad_rabbitmq_timing_fails_the_render_naming_the_key(tmp_path, setting, 
     assert message in out
 
 
+@pytest.mark.parametrize("dcs", [{"ttl": 10, "loop_wait": 2, "retry_timeout": 4},
+                                 {"ttl": 20, "loop_wait": 10, "retry_timeout": 9}])
+def test_patroni_timing_it_would_refuse_fails_the_render_naming_the_key(tmp_path, dcs):
+    (tmp_path / "lab.sls").write_text(yaml.safe_dump({"postgres": {"dcs": dcs}}))
+    rc, out = render("--topology", "compact", "--host", "db1", "--os", "debian12", "--pillar-override", str(tmp_path))
+    assert rc == 1, out
+    assert (f"pillar postgres:dcs ttl {dcs['ttl']}, loop_wait {dcs['loop_wait']}, retry_timeout "
+            f"{dcs['retry_timeout']}: Patroni needs ttl >= 20") in out
+
+
 def test_bad_preflight_pillar_fails_the_orchestrate_render_naming_the_key(tmp_path):
     (tmp_path / "lab.sls").write_text(yaml.safe_dump({"orch": {"preflight": {
         "minimums": {"workers": {"cpus": 1}, "all": {"memory_mb": "lots", "swap": 1}}, "require_resolvable": "maybe",

@@ -543,3 +543,70 @@ def test_bad_housekeeping_names_the_key_and_the_fix(housekeeping, message):
     assert airflow_ha.check_settings(dict(GOOD, housekeeping=good)) is True
     with pytest.raises(CommandExecutionError, match=re.escape(message)):
         airflow_ha.check_settings(dict(GOOD, housekeeping=dict(good, **housekeeping)))
+
+
+# ------------------------------------------------------------ PgBouncer (issue 19)
+def pgbouncer_defaults(**changes):
+    import yaml
+
+    from tests.helpers.inventory import REPO
+
+    settings = yaml.safe_load((REPO / "salt" / "airflow" / "defaults.yaml").read_text())["pgbouncer"]
+    return dict(settings, **changes)
+
+
+def test_scram_verifier_is_stable_per_user_and_what_postgres_computes_with_its_salt():
+    from salt.modules.postgres import _scram_sha_256
+
+    first = airflow_ha.scram_sha_256("s3cret-password-1", "airflow")
+    assert first == airflow_ha.scram_sha_256("s3cret-password-1", "airflow")  # a second apply: no change
+    assert first != airflow_ha.scram_sha_256("s3cret-password-1", "other")  # the user is in the salt
+    m = re.match(r"^SCRAM-SHA-256\$4096:([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+):([A-Za-z0-9+/=]+)$", first)
+    assert m and len(base64.b64decode(m.group(1))) == 16
+    # Salt's own verifier (RFC 5802/7677, as PostgreSQL's scram-common.c) with the same salt: the same
+    assert _scram_sha_256("s3cret-password-1", salt_bytes=base64.b64decode(m.group(1))) == first
+    assert "s3cret" not in first
+    with pytest.raises(CommandExecutionError, match="secrets:postgres:airflow_password is empty"):
+        airflow_ha.scram_sha_256("", "airflow")
+
+
+def test_pgbouncer_defaults_pass_and_derive_the_server_cap():
+    out = airflow_ha.pgbouncer_settings(pgbouncer_defaults(enabled=True),
+                                        ["scheduler", "webserver", "dag_processor", "worker", "flower", "triggerer"],
+                                        3, 8, airflow_hosts=6, max_connections=300)
+    assert out["max_db_connections"] == 15
+    # 4 pooled processes x (5 + 10), 8 worker processes x 2, Flower 2
+    assert out["client_estimate"] == 4 * 15 + 16 + 2 <= out["max_client_conn"]
+    # off: nothing is cross-checked
+    assert airflow_ha.pgbouncer_settings(pgbouncer_defaults(max_client_conn=1), ["scheduler"], max_connections=10)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"enabled": "yes"}, "pillar airflow:pgbouncer:enabled is 'yes': give true or false"),
+    ({"port": 70000}, "pillar airflow:pgbouncer:port is 70000: give a TCP port number from 1 to 65535"),
+    ({"pool_mode": "statement"}, "pillar airflow:pgbouncer:pool_mode is 'statement': use transaction or session"),
+    ({"default_pool_size": 0}, "pillar airflow:pgbouncer:default_pool_size is 0: give a whole number from 1"),
+    ({"reserve_pool_size": -1}, "pillar airflow:pgbouncer:reserve_pool_size is -1: give a whole number from 0"),
+    ({"reserve_pool_timeout": "soon"}, "pillar airflow:pgbouncer:reserve_pool_timeout is 'soon': give seconds"),
+    ({"max_client_conn": True}, "pillar airflow:pgbouncer:max_client_conn is True: give a whole number from 1"),
+    ({"sqlalchemy_pool_size": 0}, "pillar airflow:pgbouncer:sqlalchemy_pool_size is 0: give a whole number from 1"),
+    ({"server_login_retry": "2s"}, "pillar airflow:pgbouncer:server_login_retry is '2s': give whole seconds from 1"),
+])
+def test_bad_pgbouncer_pillar_is_refused_naming_the_key(changes, message):
+    with pytest.raises(CommandExecutionError) as err:
+        airflow_ha.pgbouncer_settings(pgbouncer_defaults(**changes))
+    assert message in str(err.value)
+
+
+def test_pgbouncer_pools_must_fit_postgres_and_the_components_pools():
+    with pytest.raises(CommandExecutionError, match=r"default_pool_size 41 \+ reserve_pool_size 5 on each of the 6 "
+                                                    r"Airflow hosts is 276 server connections, over PostgreSQL's "
+                                                    r"max_connections 300 less 30"):
+        airflow_ha.pgbouncer_settings(pgbouncer_defaults(enabled=True, default_pool_size=41), ["worker"], 3, 8, 6, 300)
+    assert airflow_ha.pgbouncer_settings(pgbouncer_defaults(enabled=True, default_pool_size=41), ["worker"], 3, 8, 5,
+                                         300)
+    # the 2.x webserver runs 4 gunicorn workers, each with its own pool
+    with pytest.raises(CommandExecutionError, match=r"max_client_conn 50 is under the 60 client connections"):
+        airflow_ha.pgbouncer_settings(pgbouncer_defaults(enabled=True, max_client_conn=50), ["webserver"], 2)
+    assert airflow_ha.pgbouncer_client_estimate(["webserver"], 3) == 15
+    assert airflow_ha.pgbouncer_client_estimate(["worker"], 3, worker_concurrency=16) == 32

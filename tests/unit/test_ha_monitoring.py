@@ -47,3 +47,13 @@ def test_with_tls_etcd_and_patroni_are_scraped_over_https_with_what_each_needs()
     # targets stay IPs: the host certificates carry them
     assert jobs["etcd"]["targets"][0] == {"address": "192.168.83.148:2379", "host": "sql1"}
     assert all("scheme" not in j and "tls_config" not in j for j in ha_monitoring.scrape_jobs())
+
+
+def test_pgbouncer_exporter_is_scraped_on_every_host_with_an_airflow_role_once():
+    inv = load_inventory("full")
+    jobs = {j["job_name"]: j for j in ha_monitoring.scrape_jobs()}
+    airflow_hosts = sorted(n for n, h in inv["hosts"].items() if set(h["roles"]) & set(ha_monitoring.AIRFLOW_ROLES))
+    assert [t["host"] for t in jobs["pgbouncer"]["targets"]] == airflow_hosts  # a host of several roles: one target
+    assert {t["address"] for t in jobs["pgbouncer"]["targets"]} == {f"{inv['hosts'][n]['ip']}:9127" for n in airflow_hosts}
+    # monitoring/map.jinja leaves it out while pillar airflow:pgbouncer:enabled is false
+    assert "pgbouncer" not in [j["job_name"] for j in ha_monitoring.scrape_jobs(disabled=["pgbouncer"])]

@@ -100,7 +100,9 @@ def test_the_secret_file_states_are_found():
     for expected in ("salt/etcd/init.sls:etcd-tls-key", "salt/postgres/init.sls:postgres-patroni-config",
                      "salt/airflow/config.sls:airflow-admin-password", "salt/monitoring/grafana.sls:monitoring-grafana-admin-password",
                      "salt/airflow/config.sls:airflow-env", "salt/haproxy/init.sls:haproxy-config",
-                     "salt/keepalived/init.sls:keepalived-config", "salt/rabbitmq/init.sls:rabbitmq-erlang-cookie"):
+                     "salt/keepalived/init.sls:keepalived-config", "salt/rabbitmq/init.sls:rabbitmq-erlang-cookie",
+                     # PgBouncer's auth file: a SCRAM verifier, hidden and kept from others like a password
+                     "salt/airflow/pgbouncer.sls:airflow-pgbouncer-auth-file"):
         assert expected in found, sorted(found)
 
 

@@ -1,6 +1,6 @@
-"""Process helpers of the tests that run real programs: a command as the
-postgres user, a scratch PostgreSQL, and stopping process groups the tests
-started."""
+"""Process helpers of the programs the tests and the single-host bench run: a
+command as the postgres user, a scratch PostgreSQL, and stopping the process
+groups they started."""
 
 import contextlib
 import os

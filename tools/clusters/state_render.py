@@ -18,10 +18,10 @@ import render as render_tool
 
 
 def render_in_fresh_process(host, topology, sls, state_id, os_name, overrides, secrets_dir, cache_root,
-                             context_only=False):
+                             context_only=False, override_roots=()):
     import salt.client
 
-    opts = render_tool.minion_opts(host, topology, os_name, secrets_dir, cache_root)
+    opts = render_tool.minion_opts(host, topology, os_name, secrets_dir, cache_root, tuple(override_roots))
     caller = salt.client.Caller(mopts=opts)
     high = caller.cmd("state.show_sls", sls)
     if not isinstance(high, dict):
@@ -85,12 +85,15 @@ def in_fresh_process(*args):
         return pool.apply(render_in_fresh_process, args)
 
 
-def renderer(env):
+def renderer(env, override_roots=()):
+    """render(host, topology, sls, state_id, os_name, **context overrides); ``override_roots``: pillar
+    directories shadowing the repo's pillar files (e.g. one holding lab.sls with extra pillar)."""
     ctx = multiprocessing.get_context("spawn")
 
     def render(host, topology, sls, state_id, os_name="debian12", **overrides):
         with ctx.Pool(1) as pool:
-            return pool.apply(render_in_fresh_process, (host, topology, sls, state_id, os_name, overrides, *env))
+            return pool.apply(render_in_fresh_process, (host, topology, sls, state_id, os_name, overrides, *env,
+                                                        False, tuple(map(str, override_roots))))
 
     return render
 
@@ -105,33 +108,36 @@ def context_getter(env):
     return context
 
 
-def compile_in_fresh_process(host, topology, sls, os_name, secrets_dir, cache_root):
+def compile_in_fresh_process(host, topology, sls, os_name, secrets_dir, cache_root, override_roots=()):
     import salt.client
 
-    opts = render_tool.minion_opts(host, topology, os_name, secrets_dir, cache_root)
+    opts = render_tool.minion_opts(host, topology, os_name, secrets_dir, cache_root, tuple(override_roots))
     high = salt.client.Caller(mopts=opts).cmd("state.show_sls", sls)
     if not isinstance(high, dict):
         raise RuntimeError(f"{sls} did not compile for {host}/{os_name}: {high}")
     return {state_id: state_args(chunk) for state_id, chunk in high.items() if isinstance(chunk, dict)}
 
 
-def compiler(env):
+def compiler(env, override_roots=()):
+    """compiled(host, topology, sls, os_name); ``override_roots`` as in renderer."""
     ctx = multiprocessing.get_context("spawn")
 
     def compiled(host, topology, sls, os_name="debian12"):
         with ctx.Pool(1) as pool:
-            return pool.apply(compile_in_fresh_process, (host, topology, sls, os_name, *env))
+            return pool.apply(compile_in_fresh_process, (host, topology, sls, os_name, *env,
+                                                         tuple(map(str, override_roots))))
 
     return compiled
 
 
-def host_states_in_fresh_process(host, topology, sls, pillar_root, overrides, secrets_dir, cache_root):
+def host_states_in_fresh_process(host, topology, sls, pillar_root, overrides, secrets_dir, cache_root,
+                                  os_name="debian12"):
     """``sls`` (a list) compiled for ``host`` with ``pillar_root`` shadowing the repo's pillar:
     {state id: {"fun", "args", "text"}}, each file.managed's text as the state writes it (its template
     rendered with its own context; ``overrides``: {context key: {key: value}} merged into that key's dict)."""
     import salt.client
 
-    opts = render_tool.minion_opts(host, topology, "debian12", secrets_dir, cache_root, (pillar_root,))
+    opts = render_tool.minion_opts(host, topology, os_name, secrets_dir, cache_root, (pillar_root,))
     caller = salt.client.Caller(mopts=opts)
     high = caller.cmd("state.show_sls", ",".join(sls))
     if not isinstance(high, dict):
@@ -157,7 +163,8 @@ def host_states_in_fresh_process(host, topology, sls, pillar_root, overrides, se
     return states
 
 
-def host_states(host, topology, sls, pillar_root, overrides, env):
+def host_states(host, topology, sls, pillar_root, overrides, env, os_name="debian12"):
     """host_states_in_fresh_process in a spawned process (``env``: make_salt_env's pair)."""
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(host_states_in_fresh_process, (host, topology, sls, str(pillar_root), overrides, *env))
+        return pool.apply(host_states_in_fresh_process, (host, topology, sls, str(pillar_root), overrides, *env,
+                                                         os_name))

@@ -50,6 +50,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 
 import vagrant
@@ -237,7 +238,7 @@ def drill_worker(inv, seconds=45):
     host = first["hostname"].split(".")[0]
     time.sleep(5)  # mid-task
     run(host, "systemctl kill --signal=SIGKILL airflow-worker; systemctl stop airflow-worker")
-    killed = time.monotonic()
+    killed, killed_at = time.monotonic(), time.time()  # the containers share this machine's clock
     try:
         final = airflow_ha.wait_dag_run("airflow_ha_drill", run_id, timeout=600, **api)
     finally:
@@ -246,10 +247,13 @@ def drill_worker(inv, seconds=45):
     ti = final["tasks"]["hold_worker_slot"]
     lost = [t for t, x in final["tasks"].items() if x["state"] != "success"]
     assert ti["hostname"].split(".")[0] != host, f"the retry ran on the killed worker's host {host}: {ti}"
+    retry_started = datetime.fromisoformat(ti["start_date"].replace("Z", "+00:00")).timestamp() - killed_at
     print(f"FIGURE drill worker: killed airflow-worker on {host} during try {first['try_number']} of a {seconds} s "
-          f"task; retried as try {ti['try_number']} on {ti['hostname']}, DAG run {final['state']} {recovered:.0f} s "
-          f"after the kill (heartbeat timeout + retry delay + the whole task again); tasks lost {len(lost)}", flush=True)
-    return {"recovered_s": recovered, "killed_on": host, "retried_on": ti["hostname"], "try": ti["try_number"]}
+          f"task; try {ti['try_number']} started on {ti['hostname']} {retry_started:.0f} s after the kill (heartbeat "
+          f"timeout + detection + retry delay), DAG run {final['state']} {recovered:.0f} s after it; tasks lost "
+          f"{len(lost)}", flush=True)
+    return {"recovered_s": recovered, "retry_started_s": retry_started, "killed_on": host,
+            "retried_on": ti["hostname"], "try": ti["try_number"]}
 
 
 def next_host(inv, prefix="worker"):

@@ -77,6 +77,7 @@ PROMTOOL_ONLY = {
     "AirflowUnreachable": "needs both HAProxy hosts down",
     "BlackboxExporterDown": "stopping it would blind the Airflow drills running at the same time",
     "CertificateExpiringSoon": "needs a certificate within 21 days of its end",
+    "ClockSkew": "the containers share the machine's kernel clock: one cannot be set apart",
     "TLSHandshakeFailing": "needs an expired or foreign certificate",
     "PostgresWALArchiveFailing": "needs archiving broken for 5 minutes (the repository's pgBackRest stopped), "
                                  "while the restore drill needs every WAL segment archived",
