@@ -8,23 +8,20 @@ tests/airflow define their own `workdir` and `postgres`."""
 import shlex
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
 
 from tests.helpers.ldap_server import Slapd, compile_states, make_ca, make_server_cert, run_cmd_state, secrets_of, \
     write_files
-from clusters.processes import PG_BIN, as_postgres
+from clusters.processes import PG_BIN, as_postgres, scratch_dir
 
 
 @pytest.fixture(scope="module")
 def workdir(request):
     name = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_").replace("_", "-")
-    path = Path(tempfile.mkdtemp(prefix=f"airflow-{name}-", dir="/var/tmp"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    with scratch_dir(f"airflow-{name}-") as path:
+        yield path
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,6 @@ import os
 import shlex
 import shutil
 import subprocess
-import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ import yaml
 
 import _modules.airflow_ha as airflow_ha
 from tests.helpers.inventory import REPO, pinned_airflow
-from clusters.processes import as_postgres, stop_groups
+from clusters.processes import as_postgres, scratch_dir, stop_groups
 from clusters.rabbitmq import RabbitCluster
 from clusters import state_render
 
@@ -100,10 +99,8 @@ def line(request):
 
 @pytest.fixture(scope="module")
 def workdir(line):
-    path = Path(tempfile.mkdtemp(prefix=f"airflow{line.major}-ha-e2e-", dir="/var/tmp"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+    with scratch_dir(f"airflow{line.major}-ha-e2e-") as path:
+        yield path
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,22 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 from pathlib import Path
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix):
+    """A directory under /var/tmp, removed afterwards; 0755, so that PostgreSQL (user postgres) reaches
+    what is below it."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir="/var/tmp"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def as_postgres(*cmd, check=True, **kwargs):
