@@ -164,8 +164,8 @@ def host_states(line, workdir, salt_env, tmp_path_factory):
         "worker_concurrency": 4,
     }}))
     # what map.jinja takes from the inventory, moved onto loopback
-    overrides = {"db_host": "127.0.0.1", "rabbit_hosts": [f"127.0.0.1:{line.rabbit_base}"], "api_url": line.url,
-                 "statsd_host": "127.0.0.1"}
+    overrides = {**state_render.loopback_db(line.pg_port), "rabbit_hosts": [f"127.0.0.1:{line.rabbit_base}"],
+                 "api_url": line.url, "statsd_host": "127.0.0.1"}
     sls = ["airflow.migrate", *(f"airflow.{c}" for c in COMPONENTS)]
     return state_render.host_states(HOST, TOPOLOGY, sls, pillar_root, {"airflow": overrides}, salt_env)
 

@@ -37,6 +37,7 @@ import pytest
 import _modules.airflow_ha as airflow_ha
 from tests.helpers.inventory import REPO, pinned_airflow
 from tests.helpers.ldap_server import bash, compile_states, run_cmd_state, secrets_of, slapd_missing, write_files
+from clusters import state_render
 from clusters.processes import stop_groups
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -70,8 +71,8 @@ def airflow_states(workdir, pki, ldap_states, salt_env, tmp_path_factory):
         "auth": {"ldap": {"server": f"ldaps://127.0.0.1:{LDAP_PORT}", "ca_file": str(pki / "test-ca.crt")},
                  "session_lifetime_minutes": 30},
     }}
-    overrides = {"airflow": {"db_host": "127.0.0.1", "rabbit_hosts": ["127.0.0.1:1"], "api_url": URL,
-                             "statsd_host": "127.0.0.1"}}
+    overrides = {"airflow": {**state_render.loopback_db(PG_PORT), "rabbit_hosts": ["127.0.0.1:1"],
+                             "api_url": URL, "statsd_host": "127.0.0.1"}}
     return compile_states("af1", ["airflow.migrate", "airflow.webserver", "airflow.flower"], pillar, overrides, salt_env,
                           tmp_path_factory)
 

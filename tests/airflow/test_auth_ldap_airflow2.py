@@ -33,6 +33,7 @@ import pytest
 import _modules.airflow_ha as airflow_ha
 from tests.helpers.inventory import REPO, pinned_airflow
 from tests.helpers.ldap_server import compile_states, run_cmd_state, secrets_of, slapd_missing, write_files
+from clusters import state_render
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -108,8 +109,8 @@ def airflow_states(workdir, pki, ldap_states, salt_env, tmp_path_factory):
                  # not the defaults: the app must show what the pillar says
                  "session_lifetime_minutes": 30, "session_cookie_samesite": "Strict"},
     }}
-    overrides = {"airflow": {"db_host": "127.0.0.1", "rabbit_hosts": ["127.0.0.1:1"], "api_url": URL,
-                             "statsd_host": "127.0.0.1"}}
+    overrides = {"airflow": {**state_render.loopback_db(PG_PORT), "rabbit_hosts": ["127.0.0.1:1"],
+                             "api_url": URL, "statsd_host": "127.0.0.1"}}
     return compile_states("af1", ["airflow.migrate", "airflow.webserver"], pillar, overrides, salt_env,
                           tmp_path_factory)
 

@@ -150,9 +150,12 @@ def test_patroni_module_and_states_work_under_tls(loaders, tls_cluster):
     before = mod.leader(config=config)
     assert before in MEMBERS
     # PATCH /config through the module's https client
-    ret = loaders.states.patroni.config_applied(name="dcs", settings={"loop_wait": 5}, config=config)
-    assert ret.result is True and ret.changes == {"loop_wait": {"old": 10, "new": 5}}, ret.comment
-    assert mod.show_config(config=config)["loop_wait"] == 5
+    # another loop_wait that keeps loop_wait + 2 * retry_timeout within the ttl
+    loop_wait = mod.show_config(config=config)["loop_wait"]
+    new = 1 if loop_wait != 1 else 2
+    ret = loaders.states.patroni.config_applied(name="dcs", settings={"loop_wait": new}, config=config)
+    assert ret.result is True and ret.changes == {"loop_wait": {"old": loop_wait, "new": new}}, ret.comment
+    assert mod.show_config(config=config)["loop_wait"] == new
     # synchronous_mode (the default): the synchronous standby is the one candidate
     ret = loaders.states.patroni.cluster_healthy(name="sync standby", members=3, timeout=120, config=config)
     assert ret.result is True, ret.comment

@@ -168,3 +168,10 @@ def host_states(host, topology, sls, pillar_root, overrides, env, os_name="debia
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         return pool.apply(host_states_in_fresh_process, (host, topology, sls, str(pillar_root), overrides, *env,
                                                          os_name))
+
+
+def loopback_db(port):
+    """The `airflow` context overrides that move its metadata DB onto 127.0.0.1:``port`` (plain): the
+    host and every URL map.jinja derives from it (``db_direct``, and ``db_client`` without PgBouncer)."""
+    db = {"host": "127.0.0.1", "port": port, "tls": None}
+    return {"db_host": db["host"], "db_port": port, "db_direct": db, "db_client": db}
