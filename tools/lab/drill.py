@@ -646,11 +646,14 @@ def main(argv=None):
         if args.drill == "all" and name == "throughput":
             # no alert firing or pending on the healthy cluster, before any failure
             results["quiet_s"] = drill_alerts.assert_quiet(inv)
+        started = time.monotonic()
         results[name] = run_drill(name, inv, args)
         if name == "add_worker":
             inv = inventory()
         if args.drill == "all" and name in DISRUPTIVE:
             results[f"throughput_after_{name}"] = drill_throughput.recovered(inv, results["throughput"], name)
+        # where the lab test's time goes
+        print(f"FIGURE drill {name} took {time.monotonic() - started:.0f} s", flush=True)
     if args.drill == "all":
         results["quiet_after_s"] = drill_alerts.assert_quiet(inv)
     print(json.dumps(results, default=str))
