@@ -82,6 +82,22 @@ for name in master $(.venv/bin/python tools/lab/inventory.py "$topology" hosts);
   fi
 done
 
+if [ "$provider" = lxc ]; then
+  # one lab per machine: another tree's containers on this bridge hold the same
+  # addresses and VIPs, and would answer this lab's SSH, Salt and API traffic
+  ours=$(for id in .vagrant/machines/*/lxc/id; do if [ -f "$id" ]; then cat "$id"; echo; fi; done)
+  others=()
+  for name in $(lxc-ls --running); do
+    grep -Eqx "lxc\.net\.[0-9]+\.link *= *$bridge" "/var/lib/lxc/$name/config" 2>/dev/null \
+      && ! grep -qx "$name" <<<"$ours" && others+=("$name")
+  done
+  if [ ${#others[@]} -gt 0 ]; then
+    echo "another lab is running on bridge $bridge: ${others[*]}" >&2
+    echo "destroy it first (tools/lab/destroy.sh in its tree, or lxc-stop -k -n NAME; lxc-destroy -n NAME)" >&2
+    exit 1
+  fi
+fi
+
 t1=$(date +%s)
 vagrant up --provider="$provider"
 t2=$(date +%s)
