@@ -24,7 +24,7 @@ test: deps
 	$(PYTEST) -ra -m "not lab_covered" tests
 
 # The loopback runs the lab covers (a new pin or a change to a cluster's
-# states, before a lab): about 10 minutes.
+# states, before a lab): about 20 minutes.
 test-loopback: deps
 	$(PYTEST) -ra -m lab_covered tests
 

@@ -60,7 +60,7 @@ def topology_hosts(topology):
     return sorted(read_inventory(topology).get("hosts") or {})
 
 
-def minion_opts(host, topology, os_name, secrets_dir, cache_root, override_roots=()):
+def minion_opts(host, topology, os_name, secrets_dir, cache_root, override_roots=(), cache_tag=""):
     import salt.config
 
     opts = salt.config.minion_config(None)
@@ -72,7 +72,7 @@ def minion_opts(host, topology, os_name, secrets_dir, cache_root, override_roots
             # an override root comes first: its files shadow the repo's
             "pillar_roots": {"base": [*override_roots, os.path.join(ROOT, "pillar"), secrets_dir]},
             "airflow_ha_topology": topology,
-            "cachedir": os.path.join(cache_root, f"{topology}-{os_name}-{host}"),
+            "cachedir": os.path.join(cache_root, f"{topology}-{os_name}-{host}{cache_tag}"),
             "extension_modules": os.path.join(cache_root, "extmods"),
             "log_level": "quiet",
             "state_verbose": False,
@@ -139,7 +139,10 @@ def render_orchestrate(args):
     label = f"{topology}/orchestrate/{sls} {json.dumps(pillar)}"
     host = topology_hosts(topology)[0]
     # --pillar-override shadows the master's pillar files too (e.g. a bad orch:preflight)
-    opts = minion_opts(host, topology, "debian12", secrets_dir, cache_root, tuple(override_roots[0]) if override_roots else ())
+    # a cache directory per worker process: the orchestrates all render as the same host, and two workers
+    # filling one file cache at once raced (FileExistsError on its roots directory)
+    opts = minion_opts(host, topology, "debian12", secrets_dir, cache_root,
+                       tuple(override_roots[0]) if override_roots else (), cache_tag=f"-orch{os.getpid()}")
     try:
         ret = salt.client.Caller(mopts=opts).cmd("state.show_sls", sls, pillar=pillar)
     except Exception as exc:

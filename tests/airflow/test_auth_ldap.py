@@ -40,7 +40,9 @@ from tests.helpers.ldap_server import bash, compile_states, run_cmd_state, secre
 from clusters import state_render
 from clusters.processes import stop_groups
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# lab_covered: the lab's auth drill (every role, the refusals, the audit log, Flower, the login page);
+# make test-loopback keeps the deleted user and the directory of another CA
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.lab_covered]
 
 # slapd and PostgreSQL on LDAP_PORT and PG_PORT: the fixtures of tests/airflow/conftest.py
 LDAP_PORT, PG_PORT, API_PORT, FLOWER_PORT = 16360, 15630, 18100, 18105

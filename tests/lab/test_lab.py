@@ -1,7 +1,7 @@
 """The whole chain on the local rehearsal: `make lab` (tools/lab/up.sh) takes
 bare LXC containers from Vagrant to a working HA Airflow through the
 orchestrate SLS and its smoke DAG; a second run changes nothing; a new worker
-host joins through orch.add_worker; drills take out the active HAProxy, a
+host joins through orch.add_worker (`drill.py all` only); drills take out the active HAProxy, a
 RabbitMQ node, a scheduler, a worker mid-task and the Patroni leader's host.
 Prints every figure."""
 
@@ -105,11 +105,21 @@ def test_a_second_orchestrate_run_changes_nothing(lab):
     assert changed == {}
 
 
-def test_drills_recover_with_no_lost_work(lab):
-    results = drill.main(["all", "--batches", "20"])
+# drills `drill.py all` runs and make test leaves out, for time (docs/testing.md: each took 2-15 min on 2 cores):
+# orch.add_worker's day-2 run, the alert drill (every rule: promtool cases in make test, one alert end to
+# end in the monitoring drill here), the cost of synchronous replication (a figure, no check)
+LEFT_TO_MAKE_LAB = ["add_worker", "alerts", "sync_cost"]
+
+
+def test_drills_recover_with_no_lost_work(lab, capfd):
+    try:
+        results = drill.main(["all", "--batches", "20", "--skip", *LEFT_TO_MAKE_LAB])
+    finally:
+        # every drill's figures, and where the time went (FIGURE drill NAME took N s), even when all pass
+        out, err = capfd.readouterr()
+        Path("/var/tmp/airflow-ha-lab-drills.out").write_text(out + err)
+        print(out)
     assert results["quiet_s"] is not None and results["quiet_after_s"] is not None  # no alert when healthy
-    assert results["add_worker"]["ran_on"] == results["add_worker"]["host"]
-    assert results["add_worker"]["smoke"] == "success"
     assert results["throughput"]["fanout"]["run_twice"] == 0
     assert results["haproxy"]["recovered_s"] < 60
     assert results["leader"]["lost"] == 0

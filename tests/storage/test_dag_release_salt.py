@@ -20,7 +20,8 @@ from clusters.templates import REPO
 import render as render_tool
 
 PIN3 = Path("/var/cache/airflow-ha/pin3")
-pytestmark = [pytest.mark.integration,
+# lab_covered: the lab's dags drill (orch.deploy_dags and orch.rollback_dags: refused set, deploy, again, rollback)
+pytestmark = [pytest.mark.integration, pytest.mark.lab_covered,
               pytest.mark.skipif(not (PIN3 / "bin" / "python").exists(), reason=f"no pinned Airflow venv at {PIN3}")]
 CARD = {"ftp_conn_id": "card_ftp", "target_conn_id": "card_target_ssh", "ftp_inbox": "inbox", "ftp_outbox": "outbox",
         "ftp_ca_file": "/etc/airflow-ha/pki/ca.crt", "target_base": "/srv/card", "target_script": "/bin/true",

@@ -263,8 +263,11 @@ def expected_result(text):
     return f"ok {len(rows)} " + " ".join(f"{c}={t}" for c, t in sorted(totals.items()))
 
 
-@pytest.mark.parametrize("line", [pytest.param(line, marks=pytest.mark.skipif(
-    not (path / "bin" / "airflow").exists(), reason=f"no Airflow venv at {path} (tools/install-deps.sh)"))
+# Airflow 3's run is lab_covered (the lab's card and card_kills drills: real FTPS and SSH, every batch once);
+# the 2.x line runs nowhere else
+@pytest.mark.parametrize("line", [pytest.param(line, marks=[pytest.mark.skipif(
+    not (path / "bin" / "airflow").exists(), reason=f"no Airflow venv at {path} (tools/install-deps.sh)")]
+    + ([pytest.mark.lab_covered] if line == "3" else []))
     for line, path in PINS.items()])
 def test_the_dag_processes_every_batch_once_through_real_ftps_and_ssh(dag_host, secrets, line):
     host, password = dag_host, secrets[0]["ftp"]["password"]
