@@ -105,15 +105,18 @@ def test_a_second_orchestrate_run_changes_nothing(lab):
     assert changed == {}
 
 
-# drills `drill.py all` runs and make test leaves out, for time (docs/testing.md: each took 2-15 min on 2 cores):
-# orch.add_worker's day-2 run, the alert drill (every rule: promtool cases in make test, one alert end to
-# end in the monitoring drill here), the cost of synchronous replication (a figure, no check)
-LEFT_TO_MAKE_LAB = ["add_worker", "alerts", "sync_cost"]
+# drills `drill.py all` runs and make test leaves out, for CI's time (docs/testing.md has each one's figure):
+# orch.add_worker's day-2 run (337 s), the alert drill (every rule; promtool cases in make test), the cost of
+# synchronous replication (a figure), and the single-failure drills whose failures card_kills provokes under
+# the card load (a worker killed mid-task, the Patroni leader's host killed: every batch once) or that
+# loopback tests keep in make test (monitoring: tests/monitoring/test_prometheus_live.py; restore's
+# point-in-time recovery: tests/postgres/test_pgbackrest.py)
+LEFT_TO_MAKE_LAB = ["add_worker", "worker", "monitoring", "alerts", "sync_cost", "restore", "leader"]
 
 
 def test_drills_recover_with_no_lost_work(lab, capfd):
     try:
-        results = drill.main(["all", "--batches", "20", "--skip", *LEFT_TO_MAKE_LAB])
+        results = drill.main(["all", "--batches", "10", "--skip", *LEFT_TO_MAKE_LAB])
     finally:
         # every drill's figures, and where the time went (FIGURE drill NAME took N s), even when all pass
         out, err = capfd.readouterr()
@@ -122,15 +125,7 @@ def test_drills_recover_with_no_lost_work(lab, capfd):
     assert results["quiet_s"] is not None and results["quiet_after_s"] is not None  # no alert when healthy
     assert results["throughput"]["fanout"]["run_twice"] == 0
     assert results["haproxy"]["recovered_s"] < 60
-    assert results["leader"]["lost"] == 0
-    assert results["leader"]["smoke"] == "success"
-    # point-in-time recovery: every row committed before T back, none after, Airflow running
-    assert results["restore"]["before_lost"] == 0 and results["restore"]["after_present"] == 0
-    assert results["restore"]["smoke"] == "success"
     assert results["rabbitmq"]["smoke"] == "success" and results["scheduler"]["smoke"] == "success"
-    assert results["worker"]["retried_on"].split(".")[0] != results["worker"]["killed_on"]
-    assert results["worker"]["try"] >= 2
-    assert results["monitoring"]["targets_up"] >= len(drill.inventory()["hosts"])
     # every flow the port map forbids was tried and refused, every allowed one open
     assert results["security"]["refused"] == results["security"]["flows_to_refuse"] > 0
     assert results["security"]["allowed"] > 0
@@ -142,9 +137,11 @@ def test_drills_recover_with_no_lost_work(lab, capfd):
         assert figures["lost"] == 0, (scenario, figures)
         assert figures["healthy_after_lift_s"] is not None, (scenario, figures)
     assert results["partition"]["rabbitmq_node_isolated"]["run_twice"] == 0
+    # card_kills stands in make test for the worker and leader drills: both its kills happened
+    assert set(results["card_kills"]["kills"]) == {"worker", "leader"}, results["card_kills"]
     for run in ("card", "card_kills"):
         card = results[run]
         assert card["lost"] == 0 and card["twice"] == 0, (run, card)
     # throughput after each disruptive drill is asserted by drill_throughput.recovered (60% of before, no queue wait)
-    for name in drill.DISRUPTIVE:
+    for name in drill.DISRUPTIVE - set(LEFT_TO_MAKE_LAB):
         assert results[f"throughput_after_{name}"]["share"] >= drill_throughput.RECOVERED_SHARE
