@@ -209,8 +209,12 @@ def plan(inv, leader, vip_holder):
                  [(rabbit_down, start.format("prometheus-node-exporter")),
                   (rabbit_down, start.format("rabbitmq-server"))],
                  [("RabbitMQNodeDown", {"host": rabbit_down}), ("HostDown", {"host": rabbit_down})]),
-        # the replica cut off from the leader's PostgreSQL port (Patroni resumes a paused replay by itself)
-        Scenario("replica lag", [(replica, drill_partition.cut_script([inv["hosts"][leader]["ip"]], [5432])),
+        # the replica cut off from the leader's PostgreSQL port (Patroni resumes a paused replay by itself) and
+        # from the WAL archive: cut from streaming only, it replays the archive's segments ("in archive
+        # recovery") and stays about one segment behind, around the threshold: the alert fired late or not at all
+        Scenario("replica lag", [(replica, drill_partition.cut_script(
+                                     [inv["hosts"][leader]["ip"]] + [inv["hosts"][h]["ip"] for h in lab.roles(inv, "backup")],
+                                     [5432, lab.port("backup", "pgBackRest TLS server on the repository")])),
                                  (leader, PSQL.format(shell_quote(
                                      "drop table if exists drill_lag; create table drill_lag as select g, "
                                      f"md5(g::text) || md5((g + 1)::text) as pad from generate_series(1, {LAG_ROWS}) g")))],
