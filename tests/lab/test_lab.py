@@ -122,6 +122,7 @@ def test_drills_recover_with_no_lost_work(lab, capfd):
         out, err = capfd.readouterr()
         Path("/var/tmp/airflow-ha-lab-drills.out").write_text(out + err)
         print(out)
+        print(err, file=sys.stderr)
     assert results["quiet_s"] is not None and results["quiet_after_s"] is not None  # no alert when healthy
     assert results["throughput"]["fanout"]["run_twice"] == 0
     assert results["haproxy"]["recovered_s"] < 60

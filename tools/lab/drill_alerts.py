@@ -214,7 +214,8 @@ def plan(inv, leader, vip_holder):
         # recovery") and stays about one segment behind, around the threshold: the alert fired late or not at all
         Scenario("replica lag", [(replica, drill_partition.cut_script(
                                      [inv["hosts"][leader]["ip"]] + [inv["hosts"][h]["ip"] for h in lab.roles(inv, "backup")],
-                                     [5432, lab.port("backup", "pgBackRest TLS server on the repository")])),
+                                     [lab.port("postgres", "PostgreSQL: replication"),
+                                      lab.port("backup", "pgBackRest TLS server on the repository")])),
                                  (leader, PSQL.format(shell_quote(
                                      "drop table if exists drill_lag; create table drill_lag as select g, "
                                      f"md5(g::text) || md5((g + 1)::text) as pad from generate_series(1, {LAG_ROWS}) g")))],
