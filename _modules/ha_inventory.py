@@ -50,6 +50,7 @@ KNOWN_ROLES = {
     "backup": "pgBackRest repository (backups, WAL archive; not a PostgreSQL member)",
     "ldap": "OpenLDAP directory (slapd, LDAPS) of the Airflow logins",
     "logs": "central log host (rsyslog over mutually authenticated TLS: every host's syslog and journal)",
+    "ca": "the cluster CA: holds the CA key and signs each host's certificate request under its signing policy",
 }
 REQUIRED_ROLES = (
     "etcd",
@@ -119,9 +120,10 @@ SECRETS_FIX = "run `make secrets` (tools/gen_secrets.py) or set it in your secre
 # salt/pki/defaults.yaml `enabled`, which a test keeps equal to this).
 TLS_ENABLED_DEFAULT = True
 REQUIRED_TLS_SHARED = ("ca_cert",)
-REQUIRED_TLS_HOST = ("cert", "key")
-TLS_FIX = ("run `make secrets` (tools/gen_secrets.py issues the CA and tls/<host>.sls for every inventory host; "
-           "pillar/top.sls gives each host its own file) or set it in this host's pillar")
+TLS_FIX = ("run `make secrets` (tools/gen_secrets.py makes the CA and the hosts' signing policies, tls/ca.sls) "
+           "or set it in pillar")
+# x509_v2 signing policy of a host's certificate (tools/gen_tls.py writes them, salt/pki requests under them)
+SIGNING_POLICY_PREFIX = "airflow_ha_"
 
 
 def __virtual__():
@@ -466,28 +468,44 @@ def _check_secrets(secrets, members, errors):
         errors.append("secrets:airflow:fernet_key is not a Fernet key (44 url-safe base64 characters): " + SECRETS_FIX)
 
 
-def _check_tls(tls, errors, host_material=True):
-    """With tls:enabled (the default when pillar ``tls`` does not set it), the
-    CA and (on a minion: the master has no host key) this host's key and cert.
-    ``tls`` None: not checked (the caller has no pillar)."""
+def _check_tls(tls, members, errors):
+    """With tls:enabled (the default when pillar ``tls`` does not set it): the CA certificate, and one host of
+    role ``ca`` (where the CA key is: it signs every host's certificate). ``tls`` None: not checked."""
     if tls is None:
         return
     if not isinstance(tls, dict):
-        errors.append(f"tls must be a mapping (enabled, ca_cert, cert, key), not {type(tls).__name__}: {TLS_FIX}")
+        errors.append(f"tls must be a mapping (enabled, ca_cert), not {type(tls).__name__}: {TLS_FIX}")
         return
     if not tls_on(tls):
         return
-    needed = REQUIRED_TLS_SHARED + (REQUIRED_TLS_HOST if host_material else ())
-    for key in needed:
+    for key in REQUIRED_TLS_SHARED:
         value = tls.get(key)
         if not value:
             errors.append(f"tls:{key} is missing (tls:enabled is {'true' if 'enabled' in tls else 'true by default'}): "
                           f"{TLS_FIX}")
         elif "-----BEGIN " not in str(value):
             errors.append(f"tls:{key} is not PEM: {TLS_FIX}")
+    cas = members.get("ca") or []
+    if len(cas) != 1:
+        errors.append(f"inventory:hosts: role 'ca' has {len(cas)} hosts ({', '.join(cas) or 'none'}); with tls:enabled "
+                      "exactly one host holds the CA key and signs the others' certificates: give 'ca' to that one host "
+                      "(the Salt master's own minion, or a CA minion)")
 
 
-def find_errors(inventory, secrets=None, ports=None, check_secrets=True, tls=None, tls_host_material=True):
+def signing_policy_name(host):
+    """The x509_v2 signing policy under which ``host`` requests its certificate."""
+    return SIGNING_POLICY_PREFIX + str(host)
+
+
+def signing_policy_errors(inventory, policies):
+    """On the CA host: a signing policy for every inventory host (pillar ``x509_signing_policies``, tls/ca.sls)."""
+    policies = policies if isinstance(policies, dict) else {}
+    return [f"x509_signing_policies:{signing_policy_name(name)} is missing on the CA host: the CA cannot sign "
+            f"{name}'s certificate: run `make secrets` (tools/gen_secrets.py writes tls/ca.sls), refresh the pillar"
+            for name in sorted((inventory or {}).get("hosts") or {}) if signing_policy_name(name) not in policies]
+
+
+def find_errors(inventory, secrets=None, ports=None, check_secrets=True, tls=None):
     """
     All problems of an inventory, port map and secrets, as a list of messages
     (empty when valid). Each message names the pillar key and the fix.
@@ -508,7 +526,7 @@ def find_errors(inventory, secrets=None, ports=None, check_secrets=True, tls=Non
     _check_ports(ports, errors)
     if check_secrets:
         _check_secrets(secrets, members, errors)
-        _check_tls(tls, errors, tls_host_material)
+        _check_tls(tls, members, errors)
     return errors
 
 
@@ -698,6 +716,21 @@ def tls_enabled():
     return tls_on(__pillar__.get("tls"))
 
 
+def ca_server():
+    """
+    The minion id of the CA host (the one host of inventory role ``ca``), None unless there is exactly one.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call ha_inventory.ca_server
+    """
+    hosts = (_pillar_inventory() or {}).get("hosts") or {}
+    cas = sorted(n for n, h in hosts.items() if isinstance(h, dict) and "ca" in (h.get("roles") or []))
+    return cas[0] if len(cas) == 1 else None
+
+
 def validate(check_secrets=True):
     """
     Raise a ``CommandExecutionError`` listing every problem of the pillar
@@ -709,8 +742,11 @@ def validate(check_secrets=True):
 
         salt-call ha_inventory.validate
     """
-    errors = find_errors(_pillar_inventory(), __pillar__.get("secrets"), __pillar__.get("ports"), check_secrets,
-                         __pillar__.get("tls") or {}, tls_host_material=__opts__.get("__role") != "master")
+    inventory = _pillar_inventory()
+    errors = find_errors(inventory, __pillar__.get("secrets"), __pillar__.get("ports"), check_secrets,
+                         __pillar__.get("tls") or {})
+    if check_secrets and not errors and tls_enabled() and __grains__.get("id") == ca_server():
+        errors += signing_policy_errors(inventory, __pillar__.get("x509_signing_policies"))
     errors += port_setting_errors(__pillar__, __pillar__.get("ports"))
     if errors:
         raise CommandExecutionError(

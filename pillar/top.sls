@@ -2,7 +2,7 @@
 # firewall sources), the port map, and the secrets file. The secrets file lives
 # outside the repo in a root-only pillar root (see README "Secrets"); when it
 # is missing the state tree fails at render time naming each missing key.
-{#- The topology's hosts, for the per-host TLS files below. #}
+{#- The topology's hosts, for the CA host's signing policies below. #}
 {%- set topology = opts.get('airflow_ha_topology', 'full') %}
 {%- import_yaml 'inventory/' ~ topology ~ '.yaml' as inventory %}
 base:
@@ -14,11 +14,13 @@ base:
     - airflow_ha_secrets
     # the local rehearsal's own settings (make lab writes .lab/pillar/lab.sls)
     - lab
-{#- A host's TLS key and certificate (tools/gen_tls.py writes tls/<host>.sls)
-    go to that minion id only (the id the master authenticated, not a grain),
-    so no host ever receives another host's key. #}
-{%- for host in (inventory.get('hosts') or {}) | sort %}
+{#- The hosts' signing policies (tools/gen_tls.py writes tls/ca.sls) go to the
+    CA host only (the minion id the master authenticated, not a grain): every
+    other host makes its own key and asks that host for its certificate. #}
+{%- for host, spec in (inventory.get('hosts') or {}) | dictsort %}
+{%- if 'ca' in (spec.roles or []) %}
   {{ host | json }}:
     - ignore_missing: True
-    - tls.{{ host }}
+    - tls.ca
+{%- endif %}
 {%- endfor %}

@@ -8,11 +8,11 @@ Each host is compiled as a masterless minion with faked grains (its inventory
 name as minion id, Debian 12 or Rocky Linux 9) and run with ``mock=True``:
 Salt renders every SLS, checks every requisite and orders the run, but calls
 no state function, so nothing on this machine changes. Throwaway secrets are
-generated into a temporary pillar root, with a throwaway CA and host
-certificates (tools/gen_tls.py) since TLS is on by default; ``--no-tls``
+generated into a temporary pillar root, with a throwaway CA and the hosts'
+signing policies (tools/gen_tls.py) since TLS is on by default; ``--no-tls``
 renders with ``tls:enabled: false`` instead. ``--secrets FILE`` uses that
-file (and the ``tls/<host>.sls`` files beside it, as tools/gen_secrets.py
-writes them) as it is; add ``--tls`` to issue throwaway TLS material for it.
+file (and the signing policies ``tls/ca.sls`` beside it, as tools/gen_secrets.py
+writes them) as it is; add ``--tls`` to make a throwaway CA for it.
 Then every orchestrate (salt/orch/*.sls) is rendered for each topology as
 the master would (from its own pillar, the files every host gets), with the
 orchestrate pillar each one takes (e.g. orch.rollback_dags with a release).
@@ -180,8 +180,8 @@ def sync_modules(secrets_dir, cache_root):
 
 
 def with_tls(secrets_text, topologies, secrets_dir, ca_dir):
-    """The secrets pillar with tls:enabled and the CA; each host's tls/<host>.sls beside it."""
-    ca_cert, _ = gen_tls.generate(gen_tls.load_topologies(topologies), secrets_dir, ca_dir)
+    """The secrets pillar with tls:enabled and the CA; the CA host's signing policies (tls/ca.sls) beside it."""
+    ca_cert, _, _ = gen_tls.generate(gen_tls.load_topologies(topologies), secrets_dir, ca_dir)
     data = yaml.safe_load(secrets_text) or {}
     data.setdefault("tls", {}).update(enabled=True, ca_cert=ca_cert)
     return yaml.safe_dump(data)
@@ -204,7 +204,7 @@ def main(argv=None):
                         help="a pillar root whose files shadow the repo's (e.g. inventory/full.yaml)")
     parser.add_argument("--secrets", metavar="FILE", help="use this secrets pillar file instead of throwaway ones")
     parser.add_argument("--tls", action="store_true",
-                        help="with --secrets: add tls:enabled and a throwaway CA and host certificates "
+                        help="with --secrets: add tls:enabled, a throwaway CA and the hosts' signing policies "
                              "(without --secrets they are always issued)")
     parser.add_argument("--no-tls", action="store_true", help="render with tls:enabled false")
     parser.add_argument("--no-orchestrates", action="store_true", help="hosts only, not salt/orch/*.sls")
@@ -221,7 +221,7 @@ def main(argv=None):
         if args.secrets:
             with open(args.secrets) as f:
                 text = f.read()
-            # the hosts' TLS files beside it (tools/gen_secrets.py's layout), read-only here
+            # the CA host's signing policies beside it (tools/gen_secrets.py's layout), read-only here
             host_tls = os.path.join(os.path.dirname(os.path.abspath(args.secrets)), "tls")
             if os.path.isdir(host_tls) and not args.tls:
                 shutil.copytree(host_tls, os.path.join(secrets_dir, "tls"))

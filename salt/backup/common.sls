@@ -1,4 +1,5 @@
 {%- from 'backup/map.jinja' import backup with context %}
+{%- from 'pki/map.jinja' import pki with context %}
 # pgBackRest on the repository host and on every PostgreSQL member: the
 # package, its configuration, and the transport between them: pgBackRest's
 # TLS server (the cluster CA and this host's certificate; backup:transport
@@ -53,14 +54,14 @@ backup-tls-key:
   # pgBackRest runs as postgres: its own copy of the host key
   file.managed:
     - name: {{ backup.key_file | json }}
-    - contents_pillar: tls:key
+    - source: {{ pki.host_key | json }}
     - user: {{ backup.user | json }}
     - group: {{ backup.user | json }}
     - mode: '0600'
     - show_changes: False
     - require:
       - pkg: backup-packages
-      - file: pki-dir
+      - x509: pki-host-key
 
 backup-server-unit:
   # pgBackRest's TLS server (ours: the package's unit differs per OS family)
@@ -95,7 +96,7 @@ backup-server-running:
       - file: backup-server-unit
       - file: backup-config
       - file: backup-tls-key
-      - file: pki-host-cert
+      - x509: pki-host-cert
       - file: pki-ca-cert
 {%- else %}
 {%-   set peers = [backup.repo] if backup.member else backup.members %}

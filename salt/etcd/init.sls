@@ -1,4 +1,5 @@
 {%- from 'etcd/map.jinja' import etcd with context %}
+{%- from 'pki/map.jinja' import pki with context %}
 # One member of the 3-member etcd cluster Patroni uses as its DCS.
 {%- if etcd.tls.enabled %}
 include:
@@ -38,14 +39,14 @@ etcd-tls-key:
   # every TLS handshake, so a renewal needs no restart
   file.managed:
     - name: {{ etcd.tls.key_file | json }}
-    - contents_pillar: tls:key
+    - source: {{ pki.host_key | json }}
     - user: {{ etcd.user }}
     - group: {{ etcd.user }}
     - mode: '0600'
     - show_changes: False
     - require:
       - pkg: etcd-packages
-      - file: pki-dir
+      - x509: pki-host-key
 {%- endif %}
 
 etcd-running:
@@ -58,7 +59,7 @@ etcd-running:
       - file: etcd-data-dir
 {%- if etcd.tls.enabled %}
       - file: etcd-tls-key
-      - file: pki-host-cert
+      - x509: pki-host-cert
 {%- endif %}
 
 etcd-healthy:

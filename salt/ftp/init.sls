@@ -1,4 +1,5 @@
 {%- from 'ftp/map.jinja' import ftp, this_host with context %}
+{%- from 'pki/map.jinja' import pki with context %}
 # vsftpd: one chrooted local account (password from pillar secrets:ftp:password),
 # TLS required for login and data (the host's certificate of the cluster CA
 # with pillar tls:enabled), passive ports of the port map.
@@ -55,13 +56,13 @@ ftp-tls-key:
   # privileges, so root-only
   file.managed:
     - name: {{ ftp.tls.key | json }}
-    - contents_pillar: tls:key
+    - source: {{ pki.host_key | json }}
     - user: root
     - group: root
     - mode: '0600'
     - show_changes: False
     - require:
-      - file: pki-dir
+      - x509: pki-host-key
     - require_in:
       - file: ftp-vsftpd-config
 {%- endif %}
@@ -127,7 +128,7 @@ ftp-vsftpd-running:
 {%- if ftp.tls.pki_key %}
       # vsftpd reads its certificate at start only: a renewal restarts it
       - file: ftp-tls-key
-      - file: pki-host-cert
+      - x509: pki-host-cert
 {%- endif %}
     - require:
       - file: ftp-chroot-root

@@ -1,4 +1,5 @@
 {%- from 'haproxy/map.jinja' import haproxy with context %}
+{%- from 'pki/map.jinja' import pki with context %}
 {%- from 'common/tofs.jinja' import files_switch with context %}
 # The load-balancer tier: HAProxy in front of the Patroni leader (5000), the
 # replicas (6000), the Airflow UI/API (80) and Flower (5555), with its stats
@@ -69,18 +70,21 @@ haproxy-running:
 # host's certificate, which names the VIP, and its key in one PEM
 haproxy-tls-pem:
   # certificate and key in one file, as `bind ... ssl crt` wants them; read
-  # by HAProxy as root before it drops privileges. The key comes from pillar
-  # in the template, never through the state's arguments.
+  # by HAProxy as root before it drops privileges. The template reads the
+  # host's key file when the state runs: never through the state's arguments.
   file.managed:
     - name: {{ haproxy.tls.pem | json }}
     - source: salt://haproxy/files/tls.pem.jinja
     - template: jinja
+    - context:
+        pki: {{ {'host_cert': pki.host_cert, 'host_key': pki.host_key} | json }}
     - user: root
     - group: root
     - mode: '0600'
     - show_changes: False
     - require:
-      - file: pki-dir
+      - x509: pki-host-key
+      - x509: pki-host-cert
     - require_in:
       - file: haproxy-config
     - watch_in:

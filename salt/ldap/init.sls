@@ -1,4 +1,5 @@
 {%- from 'ldap/map.jinja' import ldap with context %}
+{%- from 'pki/map.jinja' import pki with context %}
 # OpenLDAP slapd: the directory of the Airflow logins (docs/access-control.md).
 # slapd.conf (not cn=config) checked by slaptest before it replaces the live
 # one, LDAPS only with this host's certificate of the cluster CA, the memberof
@@ -52,14 +53,14 @@ ldap-tls-key:
   # slapd's own copy of the host key (it runs as {{ ldap.user }})
   file.managed:
     - name: {{ ldap.key | json }}
-    - contents_pillar: tls:key
+    - source: {{ pki.host_key | json }}
     - user: {{ ldap.user | json }}
     - group: {{ ldap.group | json }}
     - mode: '0600'
     - show_changes: False
     - require:
       - pkg: ldap-packages
-      - file: pki-dir
+      - x509: pki-host-key
 
 ldap-data-dir:
   file.directory:
@@ -98,7 +99,7 @@ ldap-config:
       - file: ldap-tls-key
       - file: ldap-data-dir
       - file: ldap-run-dir
-      - file: pki-host-cert
+      - x509: pki-host-cert
 
 ldap-defaults:
   file.managed:
@@ -121,7 +122,7 @@ ldap-running:
       - file: ldap-admin-password
       # slapd reads its certificate at start only: a renewal restarts it
       - file: ldap-tls-key
-      - file: pki-host-cert
+      - x509: pki-host-cert
 
 {%- set hashes = {'bind': salt['airflow_ha.ssha'](salt['pillar.get']('secrets:ldap:bind_password'), 'bind'),
                   'seed': salt['airflow_ha.ssha'](salt['pillar.get']('secrets:ldap:seed_password'), 'seed')} %}

@@ -1,4 +1,5 @@
 {%- from 'logs/map.jinja' import logs with context %}
+{%- from 'pki/map.jinja' import pki with context %}
 {%- from 'common/tofs.jinja' import files_switch with context %}
 # Every host: rsyslog forwards everything it logs (the journal and syslog,
 # auth/authpriv included: sshd, sudo, PostgreSQL, Patroni, Airflow's units) to
@@ -24,13 +25,13 @@ logs-rsyslog-tls-key:
   # rsyslog's own copy of the host key (rsyslog runs as root)
   file.managed:
     - name: {{ logs.tls.key_file | json }}
-    - contents_pillar: tls:key
+    - source: {{ pki.host_key | json }}
     - user: root
     - group: root
     - mode: '0600'
     - show_changes: False
     - require:
-      - file: pki-dir
+      - x509: pki-host-key
 
 logs-forward-spool-dir:
   file.directory:
@@ -66,6 +67,6 @@ logs-rsyslog-running:
       - file: logs-forward-config
       # rsyslog's TLS driver reads its certificate and key at start only
       - file: logs-rsyslog-tls-key
-      - file: pki-host-cert
+      - x509: pki-host-cert
 {%- endif %}
 {%- endif %}

@@ -1,4 +1,5 @@
 {%- from 'monitoring/map.jinja' import monitoring, inventory with context %}
+{%- from 'pki/map.jinja' import pki with context %}
 include:
   - monitoring.repos
 {%- if monitoring.tls.enabled %}
@@ -31,14 +32,14 @@ monitoring-prometheus-tls-key:
   # tls_config when they change, so a renewal needs no reload
   file.managed:
     - name: {{ monitoring.tls.key_file | json }}
-    - contents_pillar: tls:key
+    - source: {{ pki.host_key | json }}
     - user: {{ monitoring.user | json }}
     - group: {{ monitoring.user | json }}
     - mode: '0600'
     - show_changes: False
     - require:
       - pkg: monitoring-prometheus-packages
-      - file: pki-dir
+      - x509: pki-host-key
 {%- endif %}
 
 monitoring-prometheus-config:
@@ -56,7 +57,7 @@ monitoring-prometheus-config:
 {%- if monitoring.tls.enabled %}
       # promtool checks that the files of every tls_config exist
       - file: pki-ca-cert
-      - file: pki-host-cert
+      - x509: pki-host-cert
       - file: monitoring-prometheus-tls-key
 {%- endif %}
 

@@ -1,4 +1,5 @@
 {%- from 'postgres/map.jinja' import postgres, this_host with context %}
+{%- from 'pki/map.jinja' import pki with context %}
 # PostgreSQL managed by Patroni, one member per host of the `postgres` role;
 # the etcd cluster (role etcd) must be healthy before Patroni starts.
 include:
@@ -112,14 +113,14 @@ postgres-tls-key:
   # (Patroni uses it too, for etcd and its REST API)
   file.managed:
     - name: {{ postgres.patroni.tls.key_file | json }}
-    - contents_pillar: tls:key
+    - source: {{ pki.host_key | json }}
     - user: {{ postgres.user }}
     - group: {{ postgres.user }}
     - mode: '0600'
     - show_changes: False
     - require:
       - pkg: postgres-packages
-      - file: pki-dir
+      - x509: pki-host-key
 {%- endif %}
 
 postgres-patroni-config:
@@ -140,7 +141,7 @@ postgres-patroni-config:
       - file: postgres-patroni-validator
 {%- if postgres.patroni.tls.enabled %}
       - file: postgres-tls-key
-      - file: pki-host-cert
+      - x509: pki-host-cert
 {%- endif %}
 
 postgres-patroni-running:
@@ -154,7 +155,7 @@ postgres-patroni-running:
 {%- if postgres.patroni.tls.enabled %}
       # a renewed certificate: the REST API re-reads it on reload
       - file: postgres-tls-key
-      - file: pki-host-cert
+      - x509: pki-host-cert
 {%- endif %}
     - require:
       - service: postgres-packaged-cluster-stopped
@@ -187,7 +188,7 @@ postgres-reloaded-for-a-new-certificate:
     - onlyif: {{ (postgres.bin_dir ~ '/pg_ctl status -D ' ~ postgres.data_dir) | json }}
     - onchanges:
       - file: postgres-tls-key
-      - file: pki-host-cert
+      - x509: pki-host-cert
     - require:
       - patroni: postgres-cluster-healthy
 {%- endif %}

@@ -1,4 +1,5 @@
 {%- from 'rabbitmq/map.jinja' import rabbitmq, this_host with context %}
+{%- from 'pki/map.jinja' import pki with context %}
 # RabbitMQ cluster, one node per host of the `rabbitmq` role: the Erlang
 # cookie from pillar, peers from the inventory (classic config discovery),
 # then on the seed node the cluster-wide objects: Airflow vhost (quorum by
@@ -73,14 +74,14 @@ rabbitmq-tls-key:
   # its own copy of the host key, readable by the rabbitmq user only
   file.managed:
     - name: {{ rabbitmq.tls.key_file | json }}
-    - contents_pillar: tls:key
+    - source: {{ pki.host_key | json }}
     - user: {{ rabbitmq.user }}
     - group: {{ rabbitmq.user }}
     - mode: '0600'
     - show_changes: False
     - require:
       - pkg: rabbitmq-packages
-      - file: pki-dir
+      - x509: pki-host-key
 {%- endif %}
 
 rabbitmq-running:
@@ -96,7 +97,7 @@ rabbitmq-running:
 {%- if rabbitmq.tls.enabled %}
     - require:
       - file: rabbitmq-tls-key
-      - file: pki-host-cert
+      - x509: pki-host-cert
 
 rabbitmq-tls-reload:
   # a renewed certificate or key: new TLS connections read the files again
@@ -106,7 +107,7 @@ rabbitmq-tls-reload:
     - name: rabbitmqctl eval 'ssl:clear_pem_cache().'
     - onchanges:
       - file: rabbitmq-tls-key
-      - file: pki-host-cert
+      - x509: pki-host-cert
       - file: pki-ca-cert
     - require:
       - service: rabbitmq-running

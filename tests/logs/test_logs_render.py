@@ -71,11 +71,11 @@ def test_states_keep_a_root_only_key_copy_and_restart_on_new_material(tls_compil
     key = states["logs-rsyslog-tls-key"]
     assert (key["name"], key["mode"], key["user"], key["show_changes"]) == (f"{PKI}/rsyslog.key", "0600", "root",
                                                                             False)
-    assert key["contents_pillar"] == "tls:key"
+    assert key["source"] == f"{PKI}/host.key" and {"x509": "pki-host-key"} in key["require"]
     assert states["logs-remote-dir"]["mode"] == "0700"
     assert states["logs-receiver-config"]["check_cmd"] == "rsyslogd -N1 -f"
     watched = states["logs-rsyslog-running"]["watch"]
-    for req in ({"file": "logs-forward-config"}, {"file": "logs-rsyslog-tls-key"}, {"file": "pki-host-cert"}):
+    for req in ({"file": "logs-forward-config"}, {"file": "logs-rsyslog-tls-key"}, {"x509": "pki-host-cert"}):
         assert req in watched
     assert {"service": "logs-rsyslog-running"} in states["logs-receiver-config"]["watch_in"]
 

@@ -61,9 +61,9 @@ def test_with_tls_rabbitmq_state_keeps_its_own_key_copy_and_reloads_certificates
     states = tls_compiled_sls("db1", "compact", "rabbitmq")
     key = states["rabbitmq-tls-key"]
     assert key["fun"] == "file.managed" and key["name"] == f"{PKI}/rabbitmq.key"
-    assert key["contents_pillar"] == "tls:key" and "contents" not in key
+    assert key["source"] == f"{PKI}/host.key" and "contents" not in key
     assert (key["user"], key["mode"], key["show_changes"]) == ("rabbitmq", "0600", False)
-    assert {"file": "pki-host-cert"} in states["rabbitmq-running"]["require"]
+    assert {"x509": "pki-host-cert"} in states["rabbitmq-running"]["require"]
     reload = states["rabbitmq-tls-reload"]
     assert reload["name"] == "rabbitmqctl eval 'ssl:clear_pem_cache().'"
     assert {"file": "rabbitmq-tls-key"} in reload["onchanges"]

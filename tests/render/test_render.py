@@ -79,8 +79,9 @@ def test_tls_enabled_renders_the_database_tier_for_both_os_families():
     assert out.strip().splitlines()[-1] == "rendered 1 hosts x 2 os families, 0 errors"
 
 
-def test_tls_enabled_without_the_hosts_certificate_fails_naming_the_key_and_the_fix(tmp_path):
-    """tls:enabled with the CA in the shared secrets but no tls/<host>.sls for the host."""
+def test_the_ca_host_without_the_signing_policies_fails_naming_the_key_and_the_fix(tmp_path):
+    """tls:enabled with the CA in the shared secrets but no tls/ca.sls: the CA host (db1) could sign
+    nothing; another host (db2) needs no policy of its own."""
     import gen_secrets
     import gen_tls
 
@@ -89,14 +90,16 @@ def test_tls_enabled_without_the_hosts_certificate_fails_naming_the_key_and_the_
     ca_cert = gen_tls.cert_pem(gen_tls.create_ca()[1]).decode()
     secrets = tmp_path / "secrets.sls"
     secrets.write_text(yaml.safe_dump({"secrets": tree, "tls": {"enabled": True, "ca_cert": ca_cert}}))
-    rc, out = render("--topology", "compact", "--host", "db2", "--os", "debian12", "--secrets", str(secrets))
+    rc, out = render("--topology", "compact", "--host", "db1", "--host", "db2", "--os", "debian12",
+                     "--secrets", str(secrets), "--no-orchestrates")
     assert rc == 1
     assert "Invalid pillar, nothing was applied" in out
-    assert "tls:cert is missing (tls:enabled is true): run `make secrets`" in out
-    assert "tls:key is missing (tls:enabled is true)" in out
+    assert ("x509_signing_policies:airflow_ha_af1 is missing on the CA host: the CA cannot sign af1's certificate: "
+            "run `make secrets`") in out
+    assert out.strip().splitlines()[-1] == "rendered 2 hosts x 1 os families, 1 errors"
 
 
-def test_a_secrets_file_without_tls_fails_naming_the_keys_since_tls_is_on_by_default(tmp_path):
+def test_a_secrets_file_without_tls_fails_naming_the_ca_since_tls_is_on_by_default(tmp_path):
     import gen_secrets
 
     tree = {}
@@ -105,17 +108,16 @@ def test_a_secrets_file_without_tls_fails_naming_the_keys_since_tls_is_on_by_def
     secrets.write_text(yaml.safe_dump({"secrets": tree}))
     rc, out = render("--topology", "compact", "--host", "af1", "--os", "debian12", "--secrets", str(secrets))
     assert rc == 1
-    for key in ("ca_cert", "cert", "key"):
-        assert f"tls:{key} is missing (tls:enabled is true by default): run `make secrets`" in out
+    assert "tls:ca_cert is missing (tls:enabled is true by default): run `make secrets`" in out
 
 
 def test_what_gen_secrets_writes_renders_as_it_is(tmp_path):
-    """make secrets' output (shared file with the CA, tls/<host>.sls beside it) is all a host needs."""
+    """make secrets' output (shared file with the CA, tls/ca.sls beside it) is all a host needs."""
     import gen_secrets
 
     out_file = tmp_path / "secrets" / "airflow_ha_secrets.sls"
     assert gen_secrets.main(["--out", str(out_file), "--topology", "compact"]) == 0
-    rc, out = render("--topology", "compact", "--host", "af1", "--host", "db3", "--os", "rocky9",
+    rc, out = render("--topology", "compact", "--host", "af1", "--host", "db1", "--os", "rocky9",
                      "--secrets", str(out_file))
     assert rc == 0, out
     assert out.strip().splitlines()[-1] == "rendered 2 hosts x 1 os families, 0 errors"

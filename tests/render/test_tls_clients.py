@@ -160,8 +160,8 @@ def test_prometheus_scrapes_etcd_with_a_client_certificate_and_patroni_over_http
         assert "scheme" not in jobs[other] and "tls_config" not in jobs[other]
     # promtool checks that the files exist: the config state requires them
     require = result["args"]["require"]
-    for req in ("pki-ca-cert", "pki-host-cert", "monitoring-prometheus-tls-key"):
-        assert {"file": req} in require
+    for req in ({"file": "pki-ca-cert"}, {"x509": "pki-host-cert"}, {"file": "monitoring-prometheus-tls-key"}):
+        assert req in require
     # the real promtool accepts it (files moved here)
     ca_key, ca_cert = gen_tls.create_ca()
     key = gen_tls.new_key()
@@ -181,7 +181,9 @@ def test_prometheus_scrapes_etcd_with_a_client_certificate_and_patroni_over_http
 
 def test_prometheus_has_its_own_private_copy_of_the_host_key(tls):
     args = ok(tls[("monitor1", "full", "monitoring.prometheus", "monitoring-prometheus-tls-key")])["args"]
-    assert args["name"] == PROMETHEUS_KEY and args["contents_pillar"] == "tls:key"
+    # a copy of the key the host made (salt/pki), never key material in the state's arguments
+    assert args["name"] == PROMETHEUS_KEY and args["source"] == "/etc/airflow-ha/pki/host.key"
+    assert {"x509": "pki-host-key"} in args["require"]
     assert (args["user"], args["group"], args["mode"]) == ("prometheus", "prometheus", "0600")
     assert args["show_changes"] is False and "contents" not in args
 

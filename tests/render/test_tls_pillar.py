@@ -1,6 +1,6 @@
-"""pillar/top.sls gives each minion its own TLS key and certificate and no
-other host's: the pillar of a host compiled as Salt does (masterless, the
-secrets root holding tls/<host>.sls for every host)."""
+"""pillar/top.sls gives the signing policies (tls/ca.sls) to the CA host only
+and no TLS key to anyone: the pillar of a host compiled as Salt does
+(masterless, the secrets root as tools/gen_secrets.py writes it)."""
 
 import multiprocessing
 
@@ -19,18 +19,18 @@ def pillar_of(host, topology, env):
         return pool.apply(_pillar_in_fresh_process, (host, topology, *env))
 
 
-def test_each_host_receives_only_its_own_key(tls_salt_env):
-    import yaml
-    from cryptography import x509
-
+def test_only_the_ca_host_receives_the_policies_and_no_host_a_key(tls_salt_env):
     import gen_tls
 
     db1, af1 = pillar_of("db1", "compact", tls_salt_env), pillar_of("af1", "compact", tls_salt_env)
-    for name, pillar in (("db1", db1), ("af1", af1)):
+    for pillar in (db1, af1):
         tls = pillar["tls"]
-        assert tls["enabled"] is True and "BEGIN CERTIFICATE" in tls["ca_cert"]
-        own = yaml.safe_load(open(gen_tls.host_pillar_path(tls_salt_env[0], name)))["tls"]
-        assert tls["key"] == own["key"] and tls["cert"] == own["cert"]
-        dns, _ = gen_tls.cert_names(x509.load_pem_x509_certificate(tls["cert"].encode()))
-        assert name in dns
-    assert db1["tls"]["key"] != af1["tls"]["key"]
+        assert tls["enabled"] is True and "BEGIN CERTIFICATE" in tls["ca_cert"] and set(tls) == {"enabled", "ca_cert"}
+        assert "BEGIN PRIVATE KEY" not in str(pillar) and "EC PRIVATE KEY" not in str(pillar)  # (SSH keys are OPENSSH)
+    assert "ca" in db1["inventory"]["hosts"]["db1"]["roles"]
+    policies = db1["x509_signing_policies"]
+    assert {f"airflow_ha_{h}" for h in db1["inventory"]["hosts"]} <= set(policies)  # (every topology's hosts)
+    assert policies["airflow_ha_af1"]["minions"] == "af1"
+    assert policies["airflow_ha_af1"]["signing_private_key"].endswith("/ca.key")
+    assert "x509_signing_policies" not in af1
+    assert gen_tls.signing_policy_name("af1") == "airflow_ha_af1"

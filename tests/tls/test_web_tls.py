@@ -45,22 +45,27 @@ def test_haproxy_with_tls_serves_https_and_redirects_http(tls_render_state_file,
     assert "bind *:7000" in lines  # stats and /metrics stay http (monitoring and admin networks only)
 
 
-def test_haproxy_pem_is_the_hosts_certificate_naming_the_vip_and_its_key(tls_compiled_sls, tls_render_state_file):
-    from cryptography.hazmat.primitives import serialization
-
+def test_haproxy_pem_is_the_hosts_certificate_then_its_key(tls_compiled_sls, tls_render_state_file, tmp_path):
+    """The PEM's template reads the host's own certificate and key files (salt/pki made them) when the state
+    runs: no key in the state's arguments. Rendered here with throwaway files in their place."""
     states = tls_compiled_sls("af1", "compact", "haproxy")
     pem = states["haproxy-tls-pem"]
     assert (pem["name"], pem["user"], pem["mode"], pem["show_changes"]) == (f"{PKI}/haproxy.pem", "root", "0600", False)
     assert pem["source"] == "salt://haproxy/files/tls.pem.jinja" and "contents" not in pem
+    assert pem["context"]["pki"] == {"host_cert": f"{PKI}/host.crt", "host_key": f"{PKI}/host.key"}
+    assert {"x509": "pki-host-key"} in pem["require"] and {"x509": "pki-host-cert"} in pem["require"]
     assert {"file": "haproxy-config"} in pem["require_in"] and {"service": "haproxy-running"} in pem["watch_in"]
     assert "PRIVATE KEY" not in str(states)
-    text = tls_render_state_file("af1", "compact", "haproxy", "haproxy-tls-pem")
+    material = tls_material.issue(tmp_path, "af1", dns=("af1", "airflow-vip"), ips=("10.83.0.21", "10.83.0.100"))
+    text = tls_render_state_file("af1", "compact", "haproxy", "haproxy-tls-pem",
+                                 pki={"host_cert": material["cert"], "host_key": material["key"]})
     cert = x509.load_pem_x509_certificate(text.encode())
-    key = serialization.load_pem_private_key(text[text.index("-----BEGIN PRIVATE KEY"):].encode(), password=None)
-    assert cert.public_key().public_numbers() == key.public_key().public_numbers()
-    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert "10.83.0.100" in [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
-    assert "airflow-vip.lab.internal" in san.get_values_for_type(x509.DNSName)
+    assert cert == x509.load_pem_x509_certificate(open(material["cert"], "rb").read())
+    assert text[text.index("-----BEGIN PRIVATE KEY"):].strip() == open(material["key"]).read().strip()
+    # a dry run on a new host, before salt/pki made them: an empty file would be written, no error
+    assert tls_render_state_file("af1", "compact", "haproxy", "haproxy-tls-pem",
+                                 pki={"host_cert": str(tmp_path / "none.crt"), "host_key": str(tmp_path / "none.key")}
+                                 ).strip() == ""
 
 
 def _ports(rules):

@@ -28,11 +28,11 @@ MY_GROUP = grp.getgrgid(os.getgid()).gr_name
 
 @pytest.fixture(scope="module")
 def secrets_dir(tmp_path_factory):
-    """A secrets dir as tools/gen_secrets.py writes it: the file, tls/<host>.sls, ca/ca.key."""
+    """A secrets dir as tools/gen_secrets.py writes it: the file, tls/ca.sls (policies), ca/ca.key."""
     out = tmp_path_factory.mktemp("secrets") / ".secrets"
     tree = {}
     gen_secrets.fill(tree)
-    ca_cert, _ = gen_tls.generate([{"hosts": INV["hosts"], "network": "10.0.0.0/24", "vips": {}}], str(out),
+    ca_cert, _, _ = gen_tls.generate([{"hosts": INV["hosts"], "network": "10.0.0.0/24", "vips": {}}], str(out),
                                   str(out / "ca"))
     gen_tls.write_private(str(out / "airflow_ha_secrets.sls"), yaml.safe_dump({"secrets": tree,
                                                                                "tls": {"ca_cert": ca_cert}}))
@@ -52,9 +52,12 @@ def put(path, text, mode=0o600):
 
 @pytest.fixture
 def lab(tmp_path, secrets_dir):
-    """(roots, values, repo): two hosts as they should be after a bring-up."""
+    """(roots, values, repo): two hosts as they should be after a bring-up, each with the key it made."""
     values = drill_secrets.secret_values(secrets_dir)
     roots = {h: tmp_path / h for h in INV["hosts"]}
+    for host, root in roots.items():
+        values[f"tls:key of {host}"] = gen_tls.key_pem(gen_tls.new_key()).decode()
+        put(root / "etc/airflow-ha/pki/host.key", values[f"tls:key of {host}"])
     for root in roots.values():
         (root / "var" / "log" / "salt").mkdir(parents=True)
         put(root / "var" / "log" / "syslog", "started\n", 0o640)
@@ -94,14 +97,21 @@ def test_a_clean_lab_passes(lab, secrets_dir, monkeypatch):
     monkeypatch.setattr(drill_secrets, "SHARED_GROUPS", drill_secrets.SHARED_GROUPS - {MY_GROUP})
     result = run(lab, secrets_dir)
     assert result["findings"] == 0 and result["hosts"] == 2
-    assert result["service_files"] == 4
+    assert result["service_files"] == 6  # the two host keys included
     assert result["secrets"] >= 18  # every password and private key, both TLS keys, the CA key
+    assert result["host_keys"] == 2 and result["keys_off_host"] == 0
+
+
+def test_a_host_without_its_own_key_is_found(lab, secrets_dir):
+    roots, _, _ = lab
+    (roots["af1"] / "etc/airflow-ha/pki/host.key").unlink()
+    assert "af1: no TLS key of its own at /etc/airflow-ha/pki/host.key" in findings(lab, secrets_dir)
 
 
 def test_every_secret_is_searched_for_and_public_halves_are_not(secrets_dir):
     values = drill_secrets.secret_values(secrets_dir)
     assert "secrets:card:ssh_private_key" in values and "secrets:card:ssh_public_key" not in values
-    assert {"tls:key of db1", "tls:key of af1", "the CA key"} <= set(values)
+    assert "the CA key" in values and not [v for v in values if v.startswith("tls:key")]  # made on the hosts
     strings = drill_secrets.patterns(values)
     assert all(len(s) >= drill_secrets.SHORTEST and "\n" not in s for s in strings)
     assert set(strings.values()) == set(values)
@@ -145,7 +155,7 @@ def test_salts_own_state_cache_on_a_minion_may_hold_its_secrets_owner_only(lab, 
     monkeypatch.setattr(drill_secrets, "SHARED_GROUPS", drill_secrets.SHARED_GROUPS - {MY_GROUP})
     cache = roots["af1"] / "var/cache/salt/minion/highstate.cache.p"
     put(cache, "password: " + values["secrets:ftp:password"])
-    assert run(lab, secrets_dir)["service_files"] == 5
+    assert run(lab, secrets_dir)["service_files"] == 7
     cache.chmod(0o640)
     assert "af1: /var/cache/salt/minion/highstate.cache.p (secrets:ftp:password; 640" in findings(lab, secrets_dir)
     put(roots["af1"] / "var/cache/salt/minion/proc/2026", "x " + values["secrets:ftp:password"])

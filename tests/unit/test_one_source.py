@@ -133,6 +133,7 @@ def test_every_reader_of_the_tls_switch_gives_the_same_answer(pillar, tmp_path, 
     answers["tls_enabled"] = ha_inventory.tls_enabled()
     pki = salt_jinja("{%- from 'pki/map.jinja' import pki with context %}{{ pki.enabled }}", pillar, {
         "ha_inventory.tls_enabled": ha_inventory.tls_enabled,
+        "ha_inventory.ca_server": lambda: "sql1", "ha_inventory.signing_policy_name": ha_inventory.signing_policy_name,
         "ha_inventory.load": lambda: {"hosts": {"sql1": {}}}}, grains={"id": "sql1", "os_family": "Debian"})
     answers["salt/pki/map.jinja"] = {"True": True, "False": False}.get(pki.strip(), pki)
     orch = salt_jinja("{%- from 'orch/map.jinja' import orch with context %}{{ orch.api_url }} {{ orch.ca_file }}",
@@ -141,7 +142,7 @@ def test_every_reader_of_the_tls_switch_gives_the_same_answer(pillar, tmp_path, 
     answers["salt/orch/map.jinja"] = api_url.startswith("https://") if (ca_file != "None") == api_url.startswith(
         "https://") else f"api_url {api_url} with ca_file {ca_file}"
     errors = []
-    ha_inventory._check_tls(pillar.get("tls") or {}, errors)  # as validate() passes it
+    ha_inventory._check_tls(pillar.get("tls") or {}, {"ca": ["sql1"]}, errors)  # as validate() passes it
     if not any("must be a mapping" in e for e in errors):  # no mapping: the render fails anyway
         answers["validation (material required)"] = any("is missing" in e for e in errors)
     lab = lab_module()

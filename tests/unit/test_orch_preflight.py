@@ -19,7 +19,7 @@ def test_preflight_alone_syncs_then_checks_every_minion():
     assert check["failhard"] is True and check["require"] == [{"salt": "orch-sync-modules"}]
     kwarg = check["kwarg"]
     assert kwarg["minimums"] == DEFAULTS["minimums"] and kwarg["require_resolvable"] is False
-    assert kwarg["hosts"]["db1"] == {"ip": "10.83.0.11", "roles": ["etcd", "postgres", "rabbitmq"]}
+    assert kwarg["hosts"]["db1"] == {"ip": "10.83.0.11", "roles": ["etcd", "postgres", "rabbitmq", "ca"]}
     assert set(kwarg["hosts"]) == {"db1", "db2", "db3", "af1", "af2"}
 
 

@@ -41,7 +41,7 @@ def test_the_orchestrate_reads_the_masters_own_pillar():
 
 # what a template or a state's contents reads when it writes a secret
 SECRET_READ = re.compile(r"secrets[:.\[](?!card:\w*public)|\bs\.(postgres|rabbitmq|airflow)\.|_?password\b|auth_pass|"
-                         r"tls:key|contents_pillar:\s*(secrets|tls:key)")
+                         r"tls:key|contents_pillar:\s*(secrets|tls:key)|\bhost_key\b")
 JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)
 
 
@@ -88,6 +88,7 @@ def secret_file_states():
             if not re.search(r"^\s+file\.managed:", body, re.M):
                 continue
             template = template_of(block)
+            # (a copy of the host's own TLS key: ``source: {{ pki.host_key | json }}``)
             if (reads_a_secret(body) or re.search(r"contents_pillar:\s*(secrets:(?!card:\w*public)|tls:key)", body)
                     or any(re.search(r"\{\{-?\s*" + h + r"\b", body) for h in holders)
                     or (template and template.is_file() and reads_a_secret(template.read_text()))):
@@ -97,7 +98,8 @@ def secret_file_states():
 def test_the_secret_file_states_are_found():
     found = dict(secret_file_states())
     # the known ones: TLS key copies, Patroni's config, the env file, HAProxy's and keepalived's configs, the cookie
-    for expected in ("salt/etcd/init.sls:etcd-tls-key", "salt/postgres/init.sls:postgres-patroni-config",
+    for expected in ("salt/etcd/init.sls:etcd-tls-key", "salt/haproxy/init.sls:haproxy-tls-pem",
+                     "salt/logs/forward.sls:logs-rsyslog-tls-key", "salt/backup/common.sls:backup-tls-key", "salt/postgres/init.sls:postgres-patroni-config",
                      "salt/airflow/config.sls:airflow-admin-password", "salt/monitoring/grafana.sls:monitoring-grafana-admin-password",
                      "salt/airflow/config.sls:airflow-env", "salt/haproxy/init.sls:haproxy-config",
                      "salt/keepalived/init.sls:keepalived-config", "salt/rabbitmq/init.sls:rabbitmq-erlang-cookie",

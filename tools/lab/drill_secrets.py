@@ -4,8 +4,9 @@ files that must hold one readable by their service only (docs/secrets.md).
     .venv/bin/python tools/lab/drill.py secrets
 
 Every secret value of .secrets/airflow_ha_secrets.sls (passwords, keys;
-public halves left out), every host's TLS key (.secrets/tls/<host>.sls) and
-the CA key (.secrets/ca/ca.key) is searched for, as fixed strings (a PEM by
+public halves left out), every host's TLS key (read from the host that made
+it, /etc/airflow-ha/pki/host.key: salt/pki) and the CA key
+(.secrets/ca/ca.key) is searched for, as fixed strings (a PEM by
 each line of its body) given to ``grep`` on its standard input, never on a
 command line, and never printed (findings name the secret's pillar key):
 
@@ -53,6 +54,8 @@ MASTER_DIRS = ["/var/cache/salt/master", "/var/cache/salt/master/jobs", "/var/ca
                "/var/cache/salt/master/minions", "/var/log/salt"]
 SHARED_GROUPS = {"users", "adm", "staff", "sudo", "wheel", "vagrant", "nogroup"}
 SHORTEST = 8  # a value shorter than this is not searched for (it would match by chance)
+# the key each host makes for itself (salt/pki/map.jinja host_key); its services keep copies beside it
+HOST_KEY = "/etc/airflow-ha/pki/host.key"
 
 
 # ------------------------------------------------------------------ the secrets
@@ -68,21 +71,30 @@ def _leaves(tree, prefix):
 
 
 def secret_values(secrets_dir=SECRETS_DIR):
-    """{label: value}: every secret of the secrets file (``secrets:...``; public keys left out), every
-    host's TLS key (``tls:key of HOST``) and the CA key (``the CA key``)."""
+    """{label: value}: every secret of the secrets file (``secrets:...``; public keys left out) and the CA
+    key (``the CA key``). The hosts' TLS keys are made on the hosts: :func:`host_keys`."""
     values = {}
     data = yaml.safe_load((Path(secrets_dir) / "airflow_ha_secrets.sls").read_text()) or {}
     for path, value in _leaves(data.get("secrets"), "secrets"):
         if not path.endswith("_public_key"):
             values[path] = value
-    for host_file in sorted((Path(secrets_dir) / "tls").glob("*.sls")):
-        key = ((yaml.safe_load(host_file.read_text()) or {}).get("tls") or {}).get("key")
-        if key:
-            values[f"tls:key of {host_file.stem}"] = str(key)
     ca_key = Path(secrets_dir) / "ca" / "ca.key"
     if ca_key.exists():
         values["the CA key"] = ca_key.read_text()
     return values
+
+
+def host_keys(hosts, execute, roots):
+    """({``tls:key of HOST``: the key HOST made}, [hosts without one]): read from each host (kept in this
+    process only, never printed), so the scan can tell a key on its own host from one off it."""
+    keys, missing = {}, []
+    for host in hosts:
+        _, out, _ = execute(host, f"cat '{roots.get(host, '')}{HOST_KEY}' 2>/dev/null; exit 0")
+        if "PRIVATE KEY-----" in out:
+            keys[f"tls:key of {host}"] = out
+        else:
+            missing.append(host)
+    return keys, missing
 
 
 def patterns(values):
@@ -231,12 +243,16 @@ def drill_secrets(inv, execute=None, secrets_dir=SECRETS_DIR, repo=REPO, roots=N
     execute = execute or lxc_execute
     roots = roots or {}
     values = secret_values(secrets_dir)
+    hosts = list(inv["hosts"])
+    keys, keyless = host_keys(hosts, execute, roots)
+    values.update(keys)
     pattern_labels = patterns(values)
     stdin = "".join(p + "\n" for p in pattern_labels)
-    hosts = list(inv["hosts"])
     master = hosts[0]
     findings = local_findings(repo)
-    held_files = 0
+    if "the CA key" in values:  # TLS is on: every host made its own key (salt/pki)
+        findings += [f"{host}: no TLS key of its own at {HOST_KEY}" for host in keyless]
+    held_files = keys_off_host = 0
     for host in hosts:
         root = roots.get(host, "")
         rc, out, err = execute(host, scan_script(root), stdin)
@@ -245,6 +261,7 @@ def drill_secrets(inv, execute=None, secrets_dir=SECRETS_DIR, repo=REPO, roots=N
             continue
         leaks, held = classify(host, parse_hits(out, pattern_labels, root))
         findings += leaks
+        keys_off_host += sum(1 for leak in leaks if ": tls:key of " in leak or ": the CA key in " in leak)
         if held:
             listing = "".join(root + p + "\0" for p in held)
             _, out, _ = execute(host, STAT, listing)
@@ -280,9 +297,11 @@ def drill_secrets(inv, execute=None, secrets_dir=SECRETS_DIR, repo=REPO, roots=N
           f"{len(hosts)} hosts (the master's job cache and logs, every host's logs, caches, temp and home dirs, "
           f"other hosts' keys everywhere); {held_files} service files hold secrets; {len(findings)} findings",
           flush=True)
+    print(f"FIGURE drill secrets: {len(keys)} of {len(hosts)} hosts made their own TLS key; "
+          f"keys found off their own host: {keys_off_host}", flush=True)
     assert not findings, "secrets where they must not be:\n  - " + "\n  - ".join(findings)
     return {"secrets": len(values), "search_strings": len(pattern_labels), "hosts": len(hosts),
-            "service_files": held_files, "findings": 0}
+            "service_files": held_files, "host_keys": len(keys), "keys_off_host": 0, "findings": 0}
 
 
 if __name__ == "__main__":

@@ -79,6 +79,11 @@ timeout: 30
 # the cache and logs root-only, the master's files created 0600/0700
 keep_jobs_seconds: 3600
 log_level_logfile: warning
+# each host asks the CA host (inventory role ca) to sign its certificate
+# (salt/pki, x509_v2); the CA host's signing policies decide what it signs
+peer:
+  .*:
+    - x509.sign_remote_certificate
 CONF
   install -d -m 0700 /var/cache/salt/master /var/log/salt
   chmod -R go-rwx /var/cache/salt/master

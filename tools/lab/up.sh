@@ -30,8 +30,10 @@ fi
 tools/install-deps.sh
 # every run: adds what a newer tree needs and re-issues a certificate whose
 # names changed (both idempotent), the hosts of the lab's inventory included
-secrets_args=()
-[ -f .lab/pillar/inventory/lab.yaml ] && secrets_args=(--inventory .lab/pillar/inventory/lab.yaml)
+# (the CA key stays in .secrets/ca, which the master host, the inventory's CA
+# host, sees at /srv/airflow-ha/.secrets/ca: the Vagrantfile's mount)
+secrets_args=(--ca-host-dir /srv/airflow-ha/.secrets/ca)
+[ -f .lab/pillar/inventory/lab.yaml ] && secrets_args+=(--inventory .lab/pillar/inventory/lab.yaml)
 .venv/bin/python tools/gen_secrets.py "${secrets_args[@]}"
 
 if [ "$provider" = lxc ]; then
