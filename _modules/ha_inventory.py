@@ -114,8 +114,9 @@ SSH_PRIVATE_KEYS = ("card:ssh_private_key", "card:host_private_key", "pgbackrest
 SSH_PUBLIC_KEYS = ("card:ssh_public_key", "card:host_public_key", "pgbackrest:ssh_public_key")
 HOSTNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 SECRETS_FIX = "run `make secrets` (tools/gen_secrets.py) or set it in your secrets pillar"
-# With pillar tls:enabled, what every host needs: the CA (shared secrets file)
-# and its own key and certificate (tls/<host>.sls, given to that minion only).
+# With pillar tls:enabled, what every host needs from pillar: the CA certificate
+# (shared secrets file); each host makes its own key and asks the CA host
+# (role ca) for its certificate (salt/pki).
 # TLS is on unless pillar tls:enabled says otherwise (the default of
 # salt/pki/defaults.yaml `enabled`, which a test keeps equal to this).
 TLS_ENABLED_DEFAULT = True

@@ -27,7 +27,7 @@ def state_file_context(salt_env):
 
 @pytest.fixture(scope="session")
 def tls_salt_env(tmp_path_factory):
-    """(secrets dir, cache): pillar tls:enabled, the CA in the secrets file, tls/<host>.sls for every host."""
+    """(secrets dir, cache): pillar tls:enabled, the CA in the secrets file, the signing policies (tls/ca.sls)."""
     return make_salt_env(tmp_path_factory.mktemp("tls-render"), tls=True)
 
 

@@ -54,7 +54,6 @@ def secret_strings(secrets_dir):
                 values.append(str(value))
 
     walk(data["secrets"])
-    values.append(yaml.safe_load((Path(secrets_dir) / "tls" / "af1.sls").read_text())["tls"]["key"])
     strings = []
     for value in values:
         lines = value.strip().splitlines()

@@ -29,22 +29,25 @@ WORKER_IP = "10.83.0.21"  # af1, a worker of the compact topology
 
 @pytest.fixture(scope="module")
 def secrets(tls_salt_env, tmp_path_factory):
-    """(secrets tree, one pillar file for db3): the shared secrets with tls:enabled and the CA, plus db3's own
-    certificate and key (tls/db3.sls), from the same throwaway environment the Airflow files are rendered with."""
+    """(secrets tree, one pillar file for db3, the CA's directory): the shared secrets with tls:enabled and the
+    CA, from the same throwaway environment the Airflow files are rendered with. Masterless there is no peer
+    publish to ask the CA host, so db3 plays its own CA host: its signing policy and the CA key's directory
+    (bound into the container) let salt/pki sign db3's certificate locally, under the same policy."""
     secrets_dir = tls_salt_env[0]
     with open(f"{secrets_dir}/airflow_ha_secrets.sls") as f:
         data = yaml.safe_load(f)
-    with open(f"{secrets_dir}/tls/db3.sls") as f:
-        data["tls"].update(yaml.safe_load(f)["tls"])
+    with open(f"{secrets_dir}/tls/ca.sls") as f:
+        policy = yaml.safe_load(f)["x509_signing_policies"]["airflow_ha_db3"]
+    data.update(x509_signing_policies={"airflow_ha_db3": policy}, pki={"ca_server": "db3"})
     path = tmp_path_factory.mktemp("db3-secrets") / "airflow_ha_secrets.sls"
     path.write_text(yaml.safe_dump(data))
     path.chmod(0o600)
-    return data["secrets"], str(path)
+    return data["secrets"], str(path), str(Path(policy["signing_private_key"]).parent)
 
 
 def nspawn_db3(secrets, binds=()):
     return nspawn_host("db3", "compact", secrets[1], extra_packages=["vsftpd", "openssl", "openssh-client"],
-                       binds=binds)
+                       binds=(*binds, secrets[2]))
 
 
 @pytest.fixture(scope="module")
