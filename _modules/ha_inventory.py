@@ -253,8 +253,43 @@ def _check_hosts(inventory, errors):
             subnet = _network_of(inventory, name, host)
             if ip not in subnet:
                 errors.append(f"{key}:ip {ip} is outside inventory:network {subnet}: fix the address or set the host's prefix")
+            else:
+                _check_address(f"{key}:ip", ip, subnet, errors, "the host's")
         valid[name] = host
     return valid
+
+
+def address_problem(ip, subnet):
+    """
+    Why ``ip`` (an ipaddress address inside ``subnet``) cannot be a host's or
+    a VIP's address there, or None: loopback, multicast, unspecified (or
+    0.0.0.0/8), link-local, reserved, or the subnet's network or broadcast
+    address (IPv6: its Subnet-Router anycast address; a /31 or /32, /127 or
+    /128 has neither). A plain function.
+    """
+    kinds = (("is_loopback", "a loopback address"), ("is_multicast", "a multicast address"),
+             ("is_unspecified", "the unspecified address"), ("is_link_local", "a link-local address"),
+             ("is_reserved", "a reserved address"))
+    for attribute, what in kinds:
+        if getattr(ip, attribute):
+            return f"is {what}"
+    if ip.version == 4 and ip in ipaddress.ip_network("0.0.0.0/8"):
+        return "is in 0.0.0.0/8 (\"this network\", a source address only)"
+    if subnet.num_addresses > 2:
+        if ip == subnet.network_address:
+            return f"is the network address of {subnet}"
+        if ip.version == 4 and ip == subnet.broadcast_address:
+            return f"is the broadcast address of {subnet}"
+    return None
+
+
+def _check_address(key, ip, subnet, errors, what):
+    """An error naming ``key`` when ``ip`` cannot be ``what`` ("the host's", "an unused") address on ``subnet``."""
+    problem = address_problem(ip, subnet)
+    if problem:
+        last = subnet.broadcast_address - 1 if ip.version == 4 else subnet.broadcast_address
+        usable = f", from {subnet.network_address + 1} to {last}" if subnet.num_addresses > 2 else ""
+        errors.append(f"{key} {ip} {problem}: set {what} address on its network ({subnet}{usable})")
 
 
 def _check_roles(hosts, errors):
@@ -310,6 +345,9 @@ def _check_vips(inventory, hosts, members, errors):
         if not members[role]:
             errors.append(f"{key}:role {role!r} has no host: add {role!r} to at least one host or remove the VIP")
             continue
+        for subnet in sorted({_network_of(inventory, n, hosts[n]) for n in members[role]}, key=str):
+            if ip in subnet:
+                _check_address(f"{key}:ip", ip, subnet, errors, "an unused")
         outside = [n for n in members[role] if ip not in _network_of(inventory, n, hosts[n])]
         if len(outside) == len(members[role]) or not any(ip in _network_of(inventory, n, h) for n, h in hosts.items()):
             errors.append(

@@ -1,5 +1,7 @@
 """The inventory checks: each bad input gives a message naming the key and the fix."""
 
+import ipaddress
+
 import pytest
 
 import _modules.ha_inventory as ha_inventory
@@ -437,3 +439,38 @@ def test_the_jwt_secret_is_as_long_as_hs512_needs(secrets):
     errors = errors_of(load_inventory("full"), broken_with(secrets, "airflow:jwt_secret", "q8Zt7Wm3rXp7cKd2" * 3))
     assert any(e.startswith("secrets:airflow:jwt_secret is too short (48 characters, at least 64)") for e in errors)
 
+
+# ------------------------------------------ addresses usable on their network (issue 17)
+
+@pytest.mark.parametrize("network, ip, problem", [
+    ("192.168.83.0/24", "192.168.83.0", "is the network address of 192.168.83.0/24"),
+    ("192.168.83.0/24", "192.168.83.255", "is the broadcast address of 192.168.83.0/24"),
+    ("127.0.0.0/8", "127.0.0.5", "is a loopback address"),
+    ("224.0.0.0/4", "224.0.0.18", "is a multicast address"),
+    ("169.254.0.0/16", "169.254.7.7", "is a link-local address"),
+    ("0.0.0.0/8", "0.0.0.0", "is the unspecified address"),
+    ("0.0.0.0/8", "0.0.0.7", "is in 0.0.0.0/8 (\"this network\", a source address only)"),
+    ("240.0.0.0/4", "240.0.0.9", "is a reserved address"),
+    ("fd00:83::/64", "fd00:83::", "is the network address of fd00:83::/64"),
+])
+def test_a_host_address_unusable_on_its_network_is_refused(network, ip, problem, secrets):
+    inv = copy_inventory()
+    inv["network"] = network
+    for i, host in enumerate(inv["hosts"].values()):  # every host moved into the network
+        host["ip"] = str(ipaddress.ip_network(network)[100 + i])
+    inv["hosts"]["card1"]["ip"] = ip
+    mine = [e for e in errors_of(inv, secrets) if e.startswith("inventory:hosts:card1:ip ")]
+    assert len(mine) == 1 and mine[0].startswith(f"inventory:hosts:card1:ip {ip} {problem}: set the host's address "
+                                                 f"on its network ({network}"), mine
+
+
+def test_a_vip_on_the_broadcast_address_is_refused_and_a_point_to_point_host_is_not(secrets):
+    inv = copy_inventory()
+    net = ipaddress.ip_network(inv["network"])
+    inv["vips"]["main"]["ip"] = str(net.broadcast_address)
+    assert [e for e in errors_of(inv, secrets) if e.startswith("inventory:vips:main:ip")] == [
+        f"inventory:vips:main:ip {net.broadcast_address} is the broadcast address of {net}: set an unused address "
+        f"on its network ({net}, from {net[1]} to {net[-2]})"]
+    inv = copy_inventory()
+    inv["hosts"]["card1"].update(ip="10.99.0.1", prefix=31)  # RFC 3021: both addresses of a /31 are hosts'
+    assert errors_of(inv, secrets) == []
