@@ -936,6 +936,25 @@ def conn_uri(scheme, host, port, user, password=None, extra=None):
     return f"{scheme}://{cred}@{host}:{int(port)}{query}"
 
 
+def env_quote(value):
+    """
+    ``value`` double-quoted for an env file (``_utils/ha_env.py``): read alike
+    by systemd (``EnvironmentFile``) and by a shell sourcing it, whatever
+    printable characters it holds. The states' env files quote every secret
+    that is not URL-quoted with it.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call airflow_ha.env_quote 'it"s $x'
+    """
+    try:
+        return _util("ha_env", "quote")(value)
+    except ValueError as exc:
+        raise CommandExecutionError(str(exc))
+
+
 # ------------------------------------------------------------- Airflow CLI
 DEFAULT_VENV = "/opt/airflow/venv"
 DEFAULT_ENV_FILE = "/etc/default/airflow"

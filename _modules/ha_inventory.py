@@ -107,7 +107,9 @@ KNOWN_DEFAULT_PASSWORDS = {"airflow_pass", "postgres", "111", "guest", "admin", 
 # Shortest value a required secret may have (tools/gen_secrets.py makes 32 or
 # more); the VRRP password is at most 8 (keepalived truncates it), so 8 there.
 MIN_SECRET_LENGTH = 16
-MIN_SECRET_LENGTHS = {"keepalived:auth_pass": 8}
+# The JWT secret signs with HS512 (Airflow's choice for a shared secret), whose
+# key should be the hash's 64 bytes (RFC 7518 3.2; PyJWT warns at every token).
+MIN_SECRET_LENGTHS = {"keepalived:auth_pass": 8, "airflow:jwt_secret": 64}
 # Secrets that are not passwords but keys of a known shape (checked by their
 # shape, not by length) and public halves that may repeat elsewhere.
 SSH_PRIVATE_KEYS = ("card:ssh_private_key", "card:host_private_key", "pgbackrest:ssh_private_key")
@@ -254,8 +256,43 @@ def _check_hosts(inventory, errors):
             subnet = _network_of(inventory, name, host)
             if ip not in subnet:
                 errors.append(f"{key}:ip {ip} is outside inventory:network {subnet}: fix the address or set the host's prefix")
+            else:
+                _check_address(f"{key}:ip", ip, subnet, errors, "the host's")
         valid[name] = host
     return valid
+
+
+def address_problem(ip, subnet):
+    """
+    Why ``ip`` (an ipaddress address inside ``subnet``) cannot be a host's or
+    a VIP's address there, or None: loopback, multicast, unspecified (or
+    0.0.0.0/8), link-local, reserved, or the subnet's network or broadcast
+    address (IPv6: its Subnet-Router anycast address; a /31 or /32, /127 or
+    /128 has neither). A plain function.
+    """
+    kinds = (("is_loopback", "a loopback address"), ("is_multicast", "a multicast address"),
+             ("is_unspecified", "the unspecified address"), ("is_link_local", "a link-local address"),
+             ("is_reserved", "a reserved address"))
+    for attribute, what in kinds:
+        if getattr(ip, attribute):
+            return f"is {what}"
+    if ip.version == 4 and ip in ipaddress.ip_network("0.0.0.0/8"):
+        return "is in 0.0.0.0/8 (\"this network\", a source address only)"
+    if subnet.num_addresses > 2:
+        if ip == subnet.network_address:
+            return f"is the network address of {subnet}"
+        if ip.version == 4 and ip == subnet.broadcast_address:
+            return f"is the broadcast address of {subnet}"
+    return None
+
+
+def _check_address(key, ip, subnet, errors, what):
+    """An error naming ``key`` when ``ip`` cannot be ``what`` ("the host's", "an unused") address on ``subnet``."""
+    problem = address_problem(ip, subnet)
+    if problem:
+        last = subnet.broadcast_address - 1 if ip.version == 4 else subnet.broadcast_address
+        usable = f", from {subnet.network_address + 1} to {last}" if subnet.num_addresses > 2 else ""
+        errors.append(f"{key} {ip} {problem}: set {what} address on its network ({subnet}{usable})")
 
 
 def _check_roles(hosts, errors):
@@ -311,6 +348,9 @@ def _check_vips(inventory, hosts, members, errors):
         if not members[role]:
             errors.append(f"{key}:role {role!r} has no host: add {role!r} to at least one host or remove the VIP")
             continue
+        for subnet in sorted({_network_of(inventory, n, hosts[n]) for n in members[role]}, key=str):
+            if ip in subnet:
+                _check_address(f"{key}:ip", ip, subnet, errors, "an unused")
         outside = [n for n in members[role] if ip not in _network_of(inventory, n, hosts[n])]
         if len(outside) == len(members[role]) or not any(ip in _network_of(inventory, n, h) for n, h in hosts.items()):
             errors.append(
@@ -434,6 +474,98 @@ def secret_problem(path, value):
         return f"is too short ({len(text)} characters, at least {minimum})"
     if len(set(text)) == 1:
         return "is one character repeated"
+    return secret_character_problem(path, text) or weak_password_problem(path, text)
+
+
+# ------------------------------------------ typed-in values (issue 17)
+# What a secret may hold is what its consumers can carry. Each one escapes
+# what its format allows (URLs quoted by airflow_ha.db_url/broker_url/conn_uri,
+# YAML and JSON by `| json`, env files double-quoted by airflow_ha.env_quote,
+# HAProxy's single quotes, pgpass by Patroni, SQL by Salt's postgres module,
+# slapd/PAM/PgBouncer get hashes); these refuse only what a consumer cannot
+# carry at all. Every password must be printable ASCII: the files it goes
+# into are line-based, and systemd, JSON and HTTP basic auth each treat other
+# characters their own way.
+PRINTABLE_ASCII = re.compile(r"^[\x20-\x7e]*$")
+_EDGE_SPACE = re.compile(r"^\s|\s$")
+
+
+def _character_rules():
+    """secret path -> [(pattern, why)]: what its consumer cannot carry, no escape existing."""
+    rabbitmqctl = (_EDGE_SPACE, "begins or ends with a space, which rabbitmqctl strips from the password it reads "
+                                "on standard input")
+    # os.path.expandvars and expanduser run on every setting Airflow reads (env and airflow.cfg)
+    airflow = (re.compile(r"\$|^~"), "holds '$' or begins with '~', which Airflow expands in every setting it reads "
+                                     "($NAME, ${NAME}, ~user: no escape exists)")
+    return {
+        "rabbitmq:admin_password": [rabbitmqctl],
+        "rabbitmq:airflow_password": [rabbitmqctl],
+        "airflow:secret_key": [airflow],
+        "airflow:jwt_secret": [airflow],
+        # FLOWER_BASIC_AUTH is a list of user:password pairs, split on ','
+        "airflow:flower_password": [(re.compile(","), "holds ',', on which Flower splits its user:password list")],
+        # ${VAR} and $__env/file/vault{...}: Grafana's expanders; %(key)s: go-ini's values of other keys
+        "grafana:admin_password": [(re.compile(r"\$(__\w+)?\{|%\([^)]*\)s"),
+                                    "holds '${', '$__<name>{' or '%(<name>)s', which Grafana replaces in its settings "
+                                    "(no escape exists)")],
+        "pgbackrest:cipher_pass": [(_EDGE_SPACE, "begins or ends with a space, which pgBackRest's configuration "
+                                                 "parser strips")],
+        "keepalived:auth_pass": [(re.compile("[" + re.escape("".join(VRRP_UNQUOTABLE)) + "]"),
+                                  "holds a space, a quote or one of # ! $ \\ { }, which keepalived.conf cannot quote")],
+    }
+
+
+def secret_character_problem(path, text):
+    """
+    What in the password ``secrets:<path>`` (a string) one of its consumers
+    cannot carry, or None. A plain function; secret_problem calls it, so
+    `make secrets` replaces such a value too.
+    """
+    if not PRINTABLE_ASCII.match(text):
+        return ("holds a character other than printable ASCII (a newline, tab, control or non-ASCII character), "
+                "which the line-based files and logins it goes into cannot carry")
+    for pattern, why in _character_rules().get(path, ()):
+        if pattern.search(text):
+            return why
+    return None
+
+
+# Keyboard and counting runs (either direction, wrapping: 7890123...).
+_RUNS = ("0123456789", "abcdefghijklmnopqrstuvwxyz", "qwertyuiopasdfghjklzxcvbnm")
+
+
+def _pattern_problem(text, minimum):
+    """A repetition, a run or too few different characters, or None."""
+    low = text.lower()
+    if any(low == (low[:p] * len(low))[:len(low)] for p in range(1, len(low) // 2 + 1)):
+        return "is a short sequence repeated"
+    for run in _RUNS:
+        for seq in (run, run[::-1]):
+            if len(low) > 2 and low in seq * (len(low) // len(seq) + 2):
+                return "is a run of consecutive characters (abcd..., 4321..., qwerty...)"
+    fewest = min(5, minimum // 3 + 1)  # 8 random characters give fewer than 3 once in a billion
+    if len(set(text)) < fewest:
+        return f"uses only {len(set(text))} different characters"
+    return None
+
+
+def weak_password_problem(path, text):
+    """
+    What makes the password ``secrets:<path>`` obviously weak though long
+    enough, or None: a short sequence repeated, a keyboard or counting run,
+    too few different characters, or a well-known default
+    (KNOWN_DEFAULT_PASSWORDS) with a few characters added. Never a value
+    tools/gen_secrets.py makes (random, 8 to 64 characters). A plain function.
+    """
+    minimum = MIN_SECRET_LENGTHS.get(path, MIN_SECRET_LENGTH)
+    problem = _pattern_problem(text, minimum)
+    if problem:
+        return problem
+    rest = text.lower()
+    for word in sorted(KNOWN_DEFAULT_PASSWORDS, key=len, reverse=True):
+        rest = rest.replace(word, "")
+    if rest != text.lower() and (len(rest) < minimum // 2 or _pattern_problem(rest, minimum)):
+        return "is a well-known default password with a few characters added"
     return None
 
 

@@ -52,8 +52,8 @@ def loaders(minion_opts):
 
 # salt_env, render_state_file: a template rendered with its state's own context
 from tests.helpers.state_render import (  # noqa: E402,F401
-    compiled_sls, render_state_file, salt_env, state_file_context, tls_compiled_sls, tls_render_state_file, tls_salt_env,
-    tls_state_file_context)
+    compiled_sls, hostile_salt_env, render_state_file, salt_env, state_file_context, tls_compiled_sls,
+    tls_render_state_file, tls_salt_env, tls_state_file_context)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,8 @@
 airflow-flower-env:
   file.managed:
     - name: {{ airflow.flower_env_file }}
-    - contents: {{ ("FLOWER_BASIC_AUTH='" ~ airflow.flower_user ~ ":" ~ salt['pillar.get']('secrets:airflow:flower_password', '') ~ "'") | json }}
+    - contents: {{ ("FLOWER_BASIC_AUTH=" ~ salt['airflow_ha.env_quote'](airflow.flower_user ~ ":"
+                    ~ salt['pillar.get']('secrets:airflow:flower_password', ''))) | json }}
     - user: root
     - group: {{ airflow.user }}
     - mode: '0640'

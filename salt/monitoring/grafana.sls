@@ -57,7 +57,9 @@ monitoring-grafana-package:
 monitoring-grafana-admin-password:
   file.managed:
     - name: {{ monitoring.grafana.env_file }}
-    - contents: GF_SECURITY_ADMIN_PASSWORD={{ salt['pillar.get']('secrets:grafana:admin_password') | json }}
+    # double-quoted as systemd and a shell read it (airflow_ha.env_quote)
+    - contents: {{ ('GF_SECURITY_ADMIN_PASSWORD='
+                    ~ salt['airflow_ha.env_quote'](salt['pillar.get']('secrets:grafana:admin_password'))) | json }}
     - mode: '0640'
     - group: grafana
     - show_changes: False

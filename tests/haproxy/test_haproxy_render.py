@@ -206,7 +206,7 @@ def test_stats_password_is_quoted_for_haproxy_whatever_it_holds(rendered, tmp_pa
     from clusters.templates import render_template
 
     ctx = ok(rendered, "haproxy_af1_deb")["args"]["context"]["haproxy"]
-    password = "a'b$HOME\\c\"d e#f"
+    password = " a'b$HOME\\c\"d e#f:g%40@/,;% "  # hostile_secrets' specials too
     ctx.update(bind_address="127.0.0.1", frontends={k: free_port() for k in ctx["frontends"]},
                stats_socket=str(tmp_path / "admin.sock"), log="stderr format raw local0", stats_password=password)
     cfg = tmp_path / "haproxy.cfg"

@@ -14,6 +14,14 @@ def salt_env(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def hostile_salt_env(tmp_path_factory):
+    """salt_env with passwords full of the characters their consumers must carry (tests/helpers/hostile_secrets.py)."""
+    from tests.helpers.hostile_secrets import hostile_secrets
+
+    return make_salt_env(tmp_path_factory.mktemp("hostile-render"), secrets=hostile_secrets())
+
+
+@pytest.fixture(scope="session")
 def render_state_file(salt_env):
     """render_state_file(host, topology, sls, state_id, os_name="debian12", **context overrides) -> text"""
     return renderer(salt_env)

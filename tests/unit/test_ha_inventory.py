@@ -1,5 +1,7 @@
 """The inventory checks: each bad input gives a message naming the key and the fix."""
 
+import ipaddress
+
 import pytest
 
 import _modules.ha_inventory as ha_inventory
@@ -264,7 +266,7 @@ def broken_with(secrets, path, value):
     ("haproxy:stats_password", "Password ", "is a well-known default password"),
     ("ftp:password", "s3cr3tPass", "is too short (10 characters, at least 16)"),
     ("keepalived:auth_pass", "abc12", "is too short (5 characters, at least 8)"),
-    ("airflow:jwt_secret", "x" * 40, "is one character repeated"),
+    ("airflow:jwt_secret", "x" * 70, "is one character repeated"),
     ("patroni:restapi_password", {"a": 1}, "must be a string, not dict"),
     ("card:ssh_private_key", "not a key at all, long enough", "is not an SSH private key"),
     ("card:host_public_key", "AAAAC3NzaC1lZDI1NTE5AAAAIMX", "is not an SSH public key"),
@@ -349,3 +351,126 @@ def test_the_access_control_secrets_get_the_strict_checks(path, secrets):
         assert any(e.startswith(f"secrets:{path} ") and problem in e for e in errors), errors
         assert gen_secrets.fill(weak) == [path]
         assert errors_of(load_inventory("full"), weak) == []
+
+
+# ------------------------------------------ typed-in values: what the consumers carry (issue 17)
+
+def test_hostile_passwords_pass_the_render(secrets):
+    """Every printable special character where the consumers carry it (the render tests and
+    tests/airflow/test_hostile_secrets_real.py prove they do) is accepted."""
+    from tests.helpers.hostile_secrets import hostile_secrets
+
+    assert errors_of(load_inventory("full"), hostile_secrets()) == []
+
+
+@pytest.mark.parametrize("path, value, problem", [
+    ("postgres:airflow_password", "line one\nline two 8f3k", "holds a character other than printable ASCII"),
+    ("patroni:restapi_password", "tab\there-9fk3mXq2", "holds a character other than printable ASCII"),
+    ("ldap:bind_password", "Grüße-aus-9fk3mXq2", "holds a character other than printable ASCII"),
+    ("rabbitmq:airflow_password", " 9fk3mXq2Lw8rTz4b", "begins or ends with a space, which rabbitmqctl strips"),
+    ("rabbitmq:admin_password", "9fk3mXq2Lw8rTz4b\t", "holds a character other than printable ASCII"),
+    ("rabbitmq:admin_password", "9fk3mXq2Lw8rTz4b ", "begins or ends with a space, which rabbitmqctl strips"),
+    ("pgbackrest:cipher_pass", "9fk3mXq2Lw8rTz4b ", "pgBackRest's configuration parser strips"),
+    ("airflow:secret_key", "9fk3mXq2$HOME-Lw8rTz4b", "holds '$' or begins with '~', which Airflow expands"),
+    ("airflow:jwt_secret", "~" + "9fk3mXq2Lw8rTz4b" * 4, "holds '$' or begins with '~', which Airflow expands"),
+    ("airflow:flower_password", "9fk3mXq2,Lw8rTz4b", "holds ',', on which Flower splits"),
+    ("grafana:admin_password", "9fk3mXq2${HOME}Lw8rTz4b", "which Grafana replaces in its settings"),
+    ("grafana:admin_password", "9fk3mXq2$__file{/etc/shadow}", "which Grafana replaces in its settings"),
+    ("grafana:admin_password", "9fk3mXq2%(admin_user)sLw8", "which Grafana replaces in its settings"),
+    ("keepalived:auth_pass", "9fk3 mXq", "which keepalived.conf cannot quote"),
+])
+def test_a_character_a_consumer_cannot_carry_is_refused_naming_the_key(path, value, problem, secrets):
+    import gen_secrets
+
+    broken = broken_with(secrets, path, value)
+    errors = errors_of(load_inventory("full"), broken)
+    mine = [e for e in errors if e.startswith(f"secrets:{path} ")]
+    assert len(mine) == 1 and problem in mine[0] and "make secrets" in mine[0], errors
+    # `make secrets` replaces what the render refuses
+    assert gen_secrets.fill(broken) == [path]
+    assert errors_of(load_inventory("full"), broken) == []
+
+
+@pytest.mark.parametrize("path, value", [
+    ("grafana:admin_password", "9fk3mXq2$HOME {x} %s %(x) Lw8"),  # no ${, $__name{ nor %(name)s
+    ("airflow:secret_key", "9fk3m~Xq2 'quoted' \"double\" \\ `tick`"),
+    ("airflow:flower_password", "9fk3mXq2:Lw8@rT/z4b%40"),
+    ("rabbitmq:airflow_password", "9fk3 mXq2 Lw8 rTz4b"),
+])
+def test_what_the_consumers_escape_is_accepted(path, value, secrets):
+    assert errors_of(load_inventory("full"), broken_with(secrets, path, value)) == []
+
+
+@pytest.mark.parametrize("value, problem", [
+    ("Airflow_pass2024!", "is a well-known default password with a few characters added"),
+    ("Password20242024", "is a well-known default password with a few characters added"),
+    ("postgrespostgres", "is a short sequence repeated"),
+    ("passwordPASSWORD!", "is a well-known default password with a few characters added"),
+    ("abcabcabcabcabcab", "is a short sequence repeated"),
+    ("abcdefghijklmnopq", "is a run of consecutive characters"),
+    ("7890123456789012", "is a run of consecutive characters"),
+    ("ZYXWVUTSRQPONMLK", "is a run of consecutive characters"),
+    ("qwertyuiopasdfgh", "is a run of consecutive characters"),
+    ("aaaabbbbaaaabbbbab", "uses only 2 different characters"),
+])
+def test_an_obviously_weak_password_is_refused_though_long_enough(value, problem, secrets):
+    errors = errors_of(load_inventory("full"), broken_with(secrets, "postgres:superuser_password", value))
+    assert [e for e in errors if e.startswith("secrets:postgres:superuser_password ")] == [
+        f"secrets:postgres:superuser_password {problem}" + (" (abcd..., 4321..., qwerty...)" if "run" in problem
+                                                             else "")
+        + f" (needed by role 'postgres'): {ha_inventory.SECRETS_FIX}"]
+
+
+def test_weak_checks_leave_random_values_and_a_word_among_them_alone():
+    import gen_secrets
+
+    for _ in range(200):
+        for path, make in gen_secrets.generators().items():
+            value = make()
+            assert ha_inventory.secret_problem(path, value) is None, (path, value)
+    # a default word inside an otherwise random password, a short VRRP password of a word and digits
+    assert ha_inventory.secret_problem("ftp:password", "q8Zt-test-Wm3rXp7c") is None
+    assert ha_inventory.secret_problem("keepalived:auth_pass", "ro7Kt9Qz") is None
+    assert ha_inventory.secret_problem("keepalived:auth_pass", "root1234") == (
+        "is a well-known default password with a few characters added")
+
+
+def test_the_jwt_secret_is_as_long_as_hs512_needs(secrets):
+    errors = errors_of(load_inventory("full"), broken_with(secrets, "airflow:jwt_secret", "q8Zt7Wm3rXp7cKd2" * 3))
+    assert any(e.startswith("secrets:airflow:jwt_secret is too short (48 characters, at least 64)") for e in errors)
+
+
+# ------------------------------------------ addresses usable on their network (issue 17)
+
+@pytest.mark.parametrize("network, ip, problem", [
+    ("192.168.83.0/24", "192.168.83.0", "is the network address of 192.168.83.0/24"),
+    ("192.168.83.0/24", "192.168.83.255", "is the broadcast address of 192.168.83.0/24"),
+    ("127.0.0.0/8", "127.0.0.5", "is a loopback address"),
+    ("224.0.0.0/4", "224.0.0.18", "is a multicast address"),
+    ("169.254.0.0/16", "169.254.7.7", "is a link-local address"),
+    ("0.0.0.0/8", "0.0.0.0", "is the unspecified address"),
+    ("0.0.0.0/8", "0.0.0.7", "is in 0.0.0.0/8 (\"this network\", a source address only)"),
+    ("240.0.0.0/4", "240.0.0.9", "is a reserved address"),
+    ("fd00:83::/64", "fd00:83::", "is the network address of fd00:83::/64"),
+])
+def test_a_host_address_unusable_on_its_network_is_refused(network, ip, problem, secrets):
+    inv = copy_inventory()
+    inv["network"] = network
+    for i, host in enumerate(inv["hosts"].values()):  # every host moved into the network
+        host["ip"] = str(ipaddress.ip_network(network)[100 + i])
+    inv["hosts"]["card1"]["ip"] = ip
+    mine = [e for e in errors_of(inv, secrets) if e.startswith("inventory:hosts:card1:ip ")]
+    assert len(mine) == 1 and mine[0].startswith(f"inventory:hosts:card1:ip {ip} {problem}: set the host's address "
+                                                 f"on its network ({network}"), mine
+
+
+def test_a_vip_on_the_broadcast_address_is_refused_and_a_point_to_point_host_is_not(secrets):
+    inv = copy_inventory()
+    net = ipaddress.ip_network(inv["network"])
+    inv["vips"]["main"]["ip"] = str(net.broadcast_address)
+    assert [e for e in errors_of(inv, secrets) if e.startswith("inventory:vips:main:ip")] == [
+        f"inventory:vips:main:ip {net.broadcast_address} is the broadcast address of {net}: set an unused address "
+        f"on its network ({net}, from {net[1]} to {net[-2]})"]
+    inv = copy_inventory()
+    inv["hosts"]["card1"].update(ip="10.99.0.1", prefix=31)  # RFC 3021: both addresses of a /31 are hosts'
+    assert errors_of(inv, secrets) == []

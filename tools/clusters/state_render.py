@@ -63,13 +63,15 @@ def render_state_template(caller, args, overrides=None):
     return caller.cmd("file.apply_template_on_contents", state_source(args), "jinja", context, {}, "base")
 
 
-def make_salt_env(tmp, tls=False, topologies=None):
-    """(secrets dir, cache) under ``tmp``: throwaway secrets (0600), the modules
-    synced; with ``tls`` a throwaway CA and certificates for the hosts of
-    ``topologies`` (default all), else pillar tls:enabled false (TLS is on by
-    default, so the plain environment turns it off explicitly)."""
-    secrets = {}
-    gen_secrets.fill(secrets)
+def make_salt_env(tmp, tls=False, topologies=None, secrets=None):
+    """(secrets dir, cache) under ``tmp``: throwaway secrets (0600; ``secrets``,
+    the tree under pillar `secrets`, when given), the modules synced; with
+    ``tls`` a throwaway CA and certificates for the hosts of ``topologies``
+    (default all), else pillar tls:enabled false (TLS is on by default, so the
+    plain environment turns it off explicitly)."""
+    if secrets is None:
+        secrets = {}
+        gen_secrets.fill(secrets)
     secrets_dir, cache = os.path.join(tmp, "secrets"), os.path.join(tmp, "cache")
     text = yaml.safe_dump({"secrets": secrets})
     text = render_tool.with_tls(text, topologies, secrets_dir, os.path.join(tmp, "ca")) if tls else \
