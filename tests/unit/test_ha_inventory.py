@@ -34,7 +34,7 @@ def test_full_topology_is_the_13_hosts_of_the_seed_plus_monitoring():
     seed_hosts = {"airflow", "scheduler2", "haproxy2", "ftp", "nfs2", "worker1", "card1", "mq1", "mq2", "mq3",
                   "sql1", "sql2", "sql3"}
     assert set(inv["hosts"]) == seed_hosts | {"monitor1"}
-    assert inv["hosts"]["monitor1"]["roles"] == ["monitoring", "backup", "ldap", "logs"]  # ldap: the logins (issue 26); logs: issue 22
+    assert inv["hosts"]["monitor1"]["roles"] == ["monitoring", "backup", "ldap", "logs", "ca"]  # ldap: the logins (issue 26); logs: issue 22; ca: issue 17
     assert inv["hosts"]["sql1"]["ip"] == "192.168.83.148"
     assert inv["vips"]["main"]["ip"] == "192.168.83.210"
     assert inv["vips"]["nfs"]["ip"] == "192.168.83.220"
