@@ -153,8 +153,10 @@ def host_states_in_fresh_process(host, topology, sls, pillar_root, overrides, se
         text = None
         if fun == "file.managed" and "contents" in args:
             text = args["contents"]
-        elif fun == "file.managed" and "source" in args:
-            text = state_source(args)  # the shipped file of a TOFS source list
+        elif fun == "file.managed" and "salt://" in str(args.get("source")):
+            # the shipped file of a TOFS source list (a local source, e.g. a copy of the host's own key
+            # made by salt/pki, exists only on the host: no text here)
+            text = state_source(args)
             if args.get("template") == "jinja":
                 context = dict(args.get("context") or {})
                 for key, extra in overrides.items():
