@@ -1,7 +1,8 @@
 """
 Check and query the cluster inventory: the single source of truth for hosts,
 IPs, roles and VIPs (pillar ``inventory``), the port map (pillar ``ports``)
-and the secrets every role needs (pillar ``secrets``).
+and the secrets each host's roles need (pillar ``secrets``, filtered per host
+by the map of pillar ``role_secrets``).
 
 Every state tree render calls :py:func:`load`, so a bad inventory or a missing
 secret fails the highstate and the orchestrate at render time, before any
@@ -66,39 +67,11 @@ REQUIRED_ROLES = (
 # risks split votes; fewer than 3 cannot lose a member.
 QUORUM_ROLES = ("etcd", "postgres", "rabbitmq")
 
-# role -> secrets (colon paths under pillar ``secrets``) it cannot run without.
-REQUIRED_SECRETS = {
-    "postgres": (
-        "postgres:superuser_password",
-        "postgres:replication_password",
-        "postgres:rewind_password",
-        "postgres:airflow_password",
-        "patroni:restapi_password",
-    ),
-    "rabbitmq": (
-        "rabbitmq:erlang_cookie",
-        "rabbitmq:admin_password",
-        "rabbitmq:airflow_password",
-    ),
-    "scheduler": (
-        "airflow:fernet_key",
-        "airflow:secret_key",
-        "airflow:jwt_secret",
-        "airflow:admin_password",
-    ),
-    # the FAB auth manager's search account (a site's own directory too)
-    "webserver": ("airflow:admin_password", "ldap:bind_password"),
-    "flower": ("airflow:flower_password",),
-    "ldap": ("ldap:admin_password", "ldap:bind_password", "ldap:seed_password"),
-    "haproxy": ("haproxy:stats_password", "keepalived:auth_pass"),
-    "nfs": ("keepalived:auth_pass",),
-    "ftp": ("ftp:password",),
-    "card_target": ("card:ssh_private_key", "card:ssh_public_key", "card:host_private_key", "card:host_public_key"),
-    "monitoring": ("grafana:admin_password",),
-    # the repository's encryption passphrase (in its pgbackrest.conf only); the SSH key pair carries
-    # pgBackRest between the repository and the members when tls:enabled is false
-    "backup": ("pgbackrest:cipher_pass", "pgbackrest:ssh_private_key", "pgbackrest:ssh_public_key"),
-}
+# Which secrets each role's hosts hold and need: pillar/role_secrets.yaml, the
+# one map (read_role_secrets; on a minion pillar ``role_secrets``), which the
+# pillar filter (pillar/role_secrets.sls), the render's checks and
+# tools/gen_secrets.py all read.
+ROLE_SECRETS_FILE = "role_secrets.yaml"
 # Passwords the seeds ship and the packages' well-known ones (compared without
 # regard to case); refusing them keeps an example out of production.
 KNOWN_DEFAULT_PASSWORDS = {"airflow_pass", "postgres", "111", "guest", "admin", "changeme", "password", "airflow",
@@ -165,6 +138,71 @@ def read_ports(root=None):
     """The port map of pillar/ports.sls (plain YAML: ``ports`` of that file)."""
     with open(os.path.join(root or REPO_ROOT, "pillar", "ports.sls")) as f:
         return (yaml.safe_load(f) or {})["ports"]
+
+
+def read_role_secrets(root=None):
+    """pillar/role_secrets.yaml of the checkout ``root``: which secrets each role's hosts hold (the map
+    pillar/role_secrets.sls filters the secrets file with and gives every minion as pillar ``role_secrets``)."""
+    with open(os.path.join(root or REPO_ROOT, "pillar", ROLE_SECRETS_FILE)) as f:
+        return yaml.safe_load(f) or {}
+
+
+def _needs(role_secrets):
+    needs = role_secrets.get("needs") if isinstance(role_secrets, dict) else None
+    return [n for n in needs if isinstance(n, dict)] if isinstance(needs, list) else []
+
+
+def _roles_of(entry):
+    roles = entry.get("roles") if isinstance(entry, dict) else None
+    return list(roles) if isinstance(roles, list) else []
+
+
+def host_secrets(inventory, host, role_secrets, optional=False):
+    """
+    ``{path: role}``: the secrets (colon paths under pillar ``secrets``) that
+    host ``host`` of ``inventory`` holds by the map ``role_secrets``, each
+    with the first of its roles that reads it; the site's own ``optional``
+    ones too when asked. The same selection as pillar/role_secrets.sls, which
+    gives the host these keys of the secrets file and no other (a test keeps
+    the two equal). Nothing for a name the inventory lacks: the master's own
+    id, whose orchestrate reads no secret.
+    """
+    hosts = (inventory or {}).get("hosts") or {}
+    mine = _roles_of(hosts.get(host))
+    present = {role for entry in hosts.values() for role in _roles_of(entry)}
+    found = {}
+    for need in _needs(role_secrets):
+        roles = [role for role in need.get("roles") or [] if role in mine]
+        if not roles or (need.get("with_role") and need["with_role"] not in present) \
+                or (need.get("optional") and not optional):
+            continue
+        for path in need.get("secrets") or []:
+            found.setdefault(path, roles[0])
+    return found
+
+
+def cluster_secrets(inventory, role_secrets):
+    """``{path: role}``: the secrets some host of ``inventory`` needs (what its secrets file must hold: the
+    union of :py:func:`host_secrets` over its hosts), each with the first role of the map that reads it."""
+    present = {role for entry in ((inventory or {}).get("hosts") or {}).values() for role in _roles_of(entry)}
+    found = {}
+    for need in _needs(role_secrets):
+        roles = [role for role in need.get("roles") or [] if role in present]
+        if not roles or (need.get("with_role") and need["with_role"] not in present) or need.get("optional"):
+            continue
+        for path in need.get("secrets") or []:
+            found.setdefault(path, roles[0])
+    return found
+
+
+def map_secrets(role_secrets, optional=False):
+    """Every secret the map names (the ``optional`` ones only when asked), in the map's order: what
+    `make secrets` makes, whatever the topology."""
+    found = {}
+    for need in _needs(role_secrets):
+        if optional or not need.get("optional"):
+            found.update(dict.fromkeys(need.get("secrets") or []))
+    return list(found)
 
 
 def tls_on(tls):
@@ -569,27 +607,22 @@ def weak_password_problem(path, text):
     return None
 
 
-def _check_secrets(secrets, members, errors):
-    reported = set()
+def _check_secrets(secrets, needed, errors):
+    """Each secret of ``needed`` ({path: the role that reads it}) present and acceptable, no two alike; and
+    the shape of those that have one, wherever given."""
     seen = {}
-    for role, paths in REQUIRED_SECRETS.items():
-        if not members.get(role):
-            continue
-        for path in paths:
-            if path in reported:
-                continue
-            reported.add(path)
-            value = _get(secrets or {}, path)
-            problem = secret_problem(path, value)
-            if problem == "is missing or empty":
-                errors.append(f"secrets:{path} is missing (needed by role {role!r}): {SECRETS_FIX}")
-            elif problem:
-                errors.append(f"secrets:{path} {problem} (needed by role {role!r}): {SECRETS_FIX}")
-            elif path not in SSH_PUBLIC_KEYS:
-                if str(value) in seen:
-                    errors.append(f"secrets:{path} is the same value as secrets:{seen[str(value)]}: give each its "
-                                  f"own (delete one and run `make secrets`)")
-                seen.setdefault(str(value), path)
+    for path, role in needed.items():
+        value = _get(secrets or {}, path)
+        problem = secret_problem(path, value)
+        if problem == "is missing or empty":
+            errors.append(f"secrets:{path} is missing (needed by role {role!r}): {SECRETS_FIX}")
+        elif problem:
+            errors.append(f"secrets:{path} {problem} (needed by role {role!r}): {SECRETS_FIX}")
+        elif path not in SSH_PUBLIC_KEYS:
+            if str(value) in seen:
+                errors.append(f"secrets:{path} is the same value as secrets:{seen[str(value)]}: give each its "
+                              f"own (delete one and run `make secrets`)")
+            seen.setdefault(str(value), path)
     auth_pass = _get(secrets or {}, "keepalived:auth_pass")
     if auth_pass and len(str(auth_pass)) > 8:
         errors.append("secrets:keepalived:auth_pass is longer than 8 characters (VRRP truncates it): use at most 8")
@@ -638,10 +671,14 @@ def signing_policy_errors(inventory, policies):
             for name in sorted((inventory or {}).get("hosts") or {}) if signing_policy_name(name) not in policies]
 
 
-def find_errors(inventory, secrets=None, ports=None, check_secrets=True, tls=None):
+def find_errors(inventory, secrets=None, ports=None, check_secrets=True, tls=None, host=None, role_secrets=None):
     """
     All problems of an inventory, port map and secrets, as a list of messages
-    (empty when valid). Each message names the pillar key and the fix.
+    (empty when valid). Each message names the pillar key and the fix. The
+    secrets checked: those host ``host`` holds (:py:func:`host_secrets`: none
+    for a name the inventory lacks), or without ``host`` those of every host
+    (a whole secrets file); ``role_secrets``: the map (default the checkout's
+    pillar/role_secrets.yaml).
 
     CLI Example:
 
@@ -658,7 +695,10 @@ def find_errors(inventory, secrets=None, ports=None, check_secrets=True, tls=Non
     _check_dags(inventory, members, errors)
     _check_ports(ports, errors)
     if check_secrets:
-        _check_secrets(secrets, members, errors)
+        role_secrets = read_role_secrets() if role_secrets is None else role_secrets
+        valid = dict(inventory, hosts=hosts)
+        _check_secrets(secrets, cluster_secrets(valid, role_secrets) if host is None
+                       else host_secrets(valid, host, role_secrets), errors)
         _check_tls(tls, members, errors)
     return errors
 
@@ -867,7 +907,10 @@ def ca_server():
 def validate(check_secrets=True):
     """
     Raise a ``CommandExecutionError`` listing every problem of the pillar
-    inventory, port map and secrets; return True when all is well.
+    inventory, port map and secrets; return True when all is well. The
+    secrets checked are this minion's: those its roles need (pillar
+    ``role_secrets``, the map pillar/role_secrets.sls filtered its secrets
+    with), none for the master's own id.
 
     CLI Example:
 
@@ -876,9 +919,19 @@ def validate(check_secrets=True):
         salt-call ha_inventory.validate
     """
     inventory = _pillar_inventory()
-    errors = find_errors(inventory, __pillar__.get("secrets"), __pillar__.get("ports"), check_secrets,
-                         __pillar__.get("tls") or {})
-    if check_secrets and not errors and tls_enabled() and __grains__.get("id") == ca_server():
+    role_secrets = __pillar__.get("role_secrets")
+    errors = []
+    if check_secrets and not isinstance(role_secrets, dict):
+        errors.append("pillar role_secrets is missing: the master's pillar_roots must hold this version's "
+                      "pillar/ (pillar/top.sls gives role_secrets.sls, the secrets of each host's roles, to every "
+                      "minion)")
+    # the id the master knows this minion by, which pillar/role_secrets.sls filtered its secrets for
+    errors += find_errors(inventory, __pillar__.get("secrets"), __pillar__.get("ports"), check_secrets,
+                          __pillar__.get("tls") or {}, host=__opts__.get("id") or __grains__.get("id"),
+                          role_secrets=role_secrets if isinstance(role_secrets, dict) else {})
+    # the CA host (never the master's orchestrate, whose pillar holds no policy) must be able to sign for all
+    if (check_secrets and not errors and tls_enabled() and __opts__.get("__role") != "master"
+            and (__opts__.get("id") or __grains__.get("id")) == ca_server()):
         errors += signing_policy_errors(inventory, __pillar__.get("x509_signing_policies"))
     errors += port_setting_errors(__pillar__, __pillar__.get("ports"))
     if errors:

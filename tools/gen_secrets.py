@@ -11,6 +11,10 @@ on a master keep it outside every pillar root), and the signing policy of each
 host into ``tls/ca.sls`` next to it (pillar/top.sls gives it to the CA host
 only). Hosts make their own keys (salt/pki).
 
+Which secrets: every one of pillar/role_secrets.yaml, the map of which
+secrets each role's hosts hold (one file serves every topology; pillar gives
+each host the secrets of its own roles only, docs/secrets.md).
+
 Existing values are kept (re-running adds only what is missing, and replaces
 a value the render refuses: empty, too short, a well-known default, a copy of
 another secret), so the file can be regenerated after an upgrade that needs a
@@ -30,7 +34,8 @@ import tempfile
 import yaml
 
 import gen_tls
-from _modules.ha_inventory import secret_problem  # noqa: E402  (gen_tls put the repo on the path)
+# gen_tls put the repo on the path
+from _modules.ha_inventory import map_secrets, read_role_secrets, secret_problem  # noqa: E402
 
 DEFAULT_OUT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".secrets", "airflow_ha_secrets.sls")
 ALNUM = string.ascii_letters + string.digits
@@ -55,64 +60,63 @@ def ssh_keypair(comment):
             return priv.read(), pub.read().strip()
 
 
+# How a secret of the map (pillar/role_secrets.yaml, which says which secrets exist) is made: 32 letters
+# and digits unless named here; the SSH key pairs by ssh-keygen (SSH_PAIRS).
+MAKERS = {
+    "rabbitmq:erlang_cookie": lambda: password(48),
+    "airflow:fernet_key": fernet_key,
+    "airflow:secret_key": lambda: secrets.token_urlsafe(48),
+    "airflow:jwt_secret": lambda: secrets.token_urlsafe(48),
+    "keepalived:auth_pass": lambda: password(8),
+    # pgBackRest's repository encryption (repo1-cipher-pass, aes-256-cbc)
+    "pgbackrest:cipher_pass": lambda: password(64),
+}
+# private key -> (its public half, the key's comment)
+SSH_PAIRS = {
+    "card:ssh_private_key": ("card:ssh_public_key", "airflow-worker@card-target"),
+    # the card target's SSH host key, so the workers verify the host they deliver to
+    "card:host_private_key": ("card:host_public_key", "card-target-host"),
+    # pgBackRest between the repository host and the members over SSH (tls:enabled false)
+    "pgbackrest:ssh_private_key": ("pgbackrest:ssh_public_key", "postgres@pgbackrest"),
+}
+
+
 def generators():
-    """Every secret: colon path -> function making a fresh value."""
-    return {
-        "postgres:superuser_password": password,
-        "postgres:replication_password": password,
-        "postgres:rewind_password": password,
-        "postgres:airflow_password": password,
-        "patroni:restapi_password": password,
-        "rabbitmq:erlang_cookie": lambda: password(48),
-        "rabbitmq:admin_password": password,
-        "rabbitmq:airflow_password": password,
-        "airflow:fernet_key": fernet_key,
-        "airflow:secret_key": lambda: secrets.token_urlsafe(48),
-        "airflow:jwt_secret": lambda: secrets.token_urlsafe(48),
-        "airflow:admin_password": password,
-        "airflow:flower_password": password,
-        "ldap:admin_password": password,
-        "ldap:bind_password": password,
-        "ldap:seed_password": password,
-        "haproxy:stats_password": password,
-        "keepalived:auth_pass": lambda: password(8),
-        "ftp:password": password,
-        "grafana:admin_password": password,
-        # pgBackRest's repository encryption (repo1-cipher-pass, aes-256-cbc)
-        "pgbackrest:cipher_pass": lambda: password(64),
-    }
+    """Every secret of the map but the SSH key pairs (made in pairs by :py:func:`fill`) and the site's own
+    optional ones: colon path -> function making a fresh value."""
+    halves = set(SSH_PAIRS) | {public for public, _ in SSH_PAIRS.values()}
+    return {path: MAKERS.get(path, password) for path in map_secrets(read_role_secrets()) if path not in halves}
 
 
 def fill(tree):
-    """Add every missing secret to ``tree`` (the ``secrets`` mapping), and
-    replace every value the render would refuse (empty, too short, a
-    well-known default, a second copy of another secret: see
+    """Add every missing secret of the map (pillar/role_secrets.yaml: whatever the inventory, so one file
+    serves every topology) to ``tree`` (the ``secrets`` mapping), and replace every value the render would
+    refuse (empty, too short, a well-known default, a second copy of another secret: see
     ``ha_inventory.secret_problem``); return what was added or replaced."""
     added = []
     seen = set()
-    for path, make in generators().items():
+
+    def node_of(path):
         node = tree
         *parents, leaf = path.split(":")
         for part in parents:
             node = node.setdefault(part, {})
+        return node, leaf
+
+    for path, make in generators().items():
+        node, leaf = node_of(path)
         if secret_problem(path, node.get(leaf)) or str(node.get(leaf)) in seen:
             node[leaf] = make()
             added.append(path)
         seen.add(str(node[leaf]))
-    card = tree.setdefault("card", {})
-    for kind, comment in (("ssh", "airflow-worker@card-target"),
-                          # the card target's SSH host key, so the workers verify the host they deliver to
-                          ("host", "card-target-host")):
-        private, public = f"{kind}_private_key", f"{kind}_public_key"
-        if secret_problem(f"card:{private}", card.get(private)) or secret_problem(f"card:{public}", card.get(public)):
-            card[private], card[public] = ssh_keypair(comment)
-            added += [f"card:{private}", f"card:{public}"]
-    # pgBackRest between the repository host and the members over SSH (tls:enabled false)
-    pgbr = tree.setdefault("pgbackrest", {})
-    if (secret_problem("pgbackrest:ssh_private_key", pgbr.get("ssh_private_key"))
-            or secret_problem("pgbackrest:ssh_public_key", pgbr.get("ssh_public_key"))):
-        pgbr["ssh_private_key"], pgbr["ssh_public_key"] = ssh_keypair("postgres@pgbackrest")
-        added += ["pgbackrest:ssh_private_key", "pgbackrest:ssh_public_key"]
+    wanted = set(map_secrets(read_role_secrets()))
+    for private, (public, comment) in SSH_PAIRS.items():
+        if private not in wanted and public not in wanted:
+            continue
+        (pnode, pleaf), (unode, uleaf) = node_of(private), node_of(public)
+        if secret_problem(private, pnode.get(pleaf)) or secret_problem(public, unode.get(uleaf)):
+            pnode[pleaf], unode[uleaf] = ssh_keypair(comment)
+            added += [private, public]
     return added
 
 

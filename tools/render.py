@@ -14,7 +14,8 @@ renders with ``tls:enabled: false`` instead. ``--secrets FILE`` uses that
 file (and the signing policies ``tls/ca.sls`` beside it, as tools/gen_secrets.py
 writes them) as it is; add ``--tls`` to make a throwaway CA for it.
 Then every orchestrate (salt/orch/*.sls) is rendered for each topology as
-the master would (from its own pillar, the files every host gets), with the
+the master would: from its own pillar, that of the master's id (in no
+inventory, so it holds no secret: pillar/role_secrets.sls), with the
 orchestrate pillar each one takes (e.g. orch.rollback_dags with a release).
 Ends with the line ``rendered H hosts x F os families, N errors`` and exits
 non-zero on errors.
@@ -120,6 +121,8 @@ def render_host(args):
     return label, errors
 
 
+# the master's own minion id (Salt's default: its host name and `_master`), in no inventory
+MASTER_ID = "saltmaster_master"
 # the orchestrate pillar each orchestrate is rendered with (more than one: each)
 ORCH_PILLARS = {
     "orch.add_worker": [lambda hosts: {"host": hosts["worker"][0]}],
@@ -131,17 +134,16 @@ ORCH_PILLARS = {
 
 
 def render_orchestrate(args):
-    """Render one orchestrate SLS as the master does (its own pillar: the inventory, site and
-    secrets files every host gets); return (label, [errors])."""
+    """Render one orchestrate SLS as the master does (its own pillar: the inventory, site and tls:enabled
+    every minion gets, no secret); return (label, [errors])."""
     sls, topology, pillar, secrets_dir, cache_root, *override_roots = args
     import salt.client
 
     label = f"{topology}/orchestrate/{sls} {json.dumps(pillar)}"
-    host = topology_hosts(topology)[0]
     # --pillar-override shadows the master's pillar files too (e.g. a bad orch:preflight)
-    # a cache directory per worker process: the orchestrates all render as the same host, and two workers
+    # a cache directory per worker process: the orchestrates all render as the same id, and two workers
     # filling one file cache at once raced (FileExistsError on its roots directory)
-    opts = minion_opts(host, topology, "debian12", secrets_dir, cache_root,
+    opts = minion_opts(MASTER_ID, topology, "debian12", secrets_dir, cache_root,
                        tuple(override_roots[0]) if override_roots else (), cache_tag=f"-orch{os.getpid()}")
     try:
         ret = salt.client.Caller(mopts=opts).cmd("state.show_sls", sls, pillar=pillar)

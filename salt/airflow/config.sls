@@ -53,12 +53,16 @@ airflow-celery-config:
     - require:
       - user: airflow-user
 
+{%- if airflow.scheduler_host or airflow.webserver_host %}
+
 # The admin user's password from pillar, never shown, owned by airflow. FAB
 # (the default; the 2.x line always): airflow.migrate makes the break-glass
-# admin, a FAB user in the metadata DB, from it. Airflow 3's simple auth
-# manager (pillar airflow:auth:manager simple) reads (and would otherwise
-# generate and print) it. Same format: {user: password}.
-{%- set passwords = {airflow.admin_user: salt['pillar.get']('secrets:airflow:admin_password')} %}
+# admin, a FAB user in the metadata DB, from it on the first scheduler.
+# Airflow 3's simple auth manager (pillar airflow:auth:manager simple) reads
+# (and would otherwise generate and print) it on the api-servers. Same
+# format: {user: password}. Only these hosts hold the password
+# (pillar/role_secrets.yaml).
+{%-   set passwords = {airflow.admin_user: salt['pillar.get']('secrets:airflow:admin_password')} %}
 airflow-admin-password:
   file.managed:
     - name: {{ airflow.admin_passwords_file }}
@@ -69,6 +73,14 @@ airflow-admin-password:
     - show_changes: False
     - require:
       - user: airflow-user
+{%- else %}
+
+# No Airflow component of this host reads it: no copy here (an earlier
+# version wrote one on every Airflow host).
+airflow-admin-password-absent:
+  file.absent:
+    - name: {{ airflow.admin_passwords_file }}
+{%- endif %}
 {%- if airflow.auth.warning %}
 
 airflow-auth-simple-warning:
@@ -111,9 +123,10 @@ airflow-ldap-bind-password:
 {%-   endif %}
 {%- endif %}
 
-{%- if airflow.card_target %}
+{%- if airflow.card_target and airflow.worker_host %}
 
-# The workers' key to the card target's service account (card_processing DAG).
+# The workers' key to the card target's service account: the card_processing
+# DAG's SSH tasks run on the workers, the only hosts holding it.
 airflow-card-target-key:
   file.managed:
     - name: {{ airflow.card_target.key_file }}
@@ -126,6 +139,13 @@ airflow-card-target-key:
     - show_changes: False
     - require:
       - user: airflow-user
+{%- elif airflow.card_target %}
+
+# Not a worker: no copy of the workers' key (an earlier version wrote one on
+# every Airflow host).
+airflow-card-target-key-absent:
+  file.absent:
+    - name: {{ airflow.card_target.key_file }}
 {%- endif %}
 
 # Secrets (DB/broker URLs, keys) only here: 0640, never on a command line.

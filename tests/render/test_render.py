@@ -130,8 +130,8 @@ def test_tls_can_be_turned_off():
 
 
 def test_every_orchestrate_renders_as_the_master_renders_it():
-    """salt/orch/*.sls with the compact topology's compiled pillars as the master's cache.pillar; the DAG
-    orchestrates also with their pillar (source, release), orch.restore with a confirmed target."""
+    """salt/orch/*.sls with the master's own pillar (its id is in no inventory: no secret, tools/render.py);
+    the DAG orchestrates also with their pillar (source, release), orch.restore with a confirmed target."""
     rc, out = render("--topology", "compact", "--orchestrates-only", "-v")
     assert rc == 0, out
     for sls in ("orch.bringup", "orch.deploy_dags", "orch.rollback_dags", "orch.add_worker", "orch.backup_verify",

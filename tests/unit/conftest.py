@@ -17,10 +17,13 @@ def secrets():
 
 @pytest.fixture
 def inventory_dunders(secrets):
-    """ha_inventory's dunders: the full topology, port map and secrets, minion sql1. TLS (on by
-    default, tests/unit/test_gen_tls.py) off: these tests are about the inventory and secrets."""
+    """ha_inventory's dunders: the full topology, port map, secrets and the map of which secrets each role's
+    hosts hold (pillar/role_secrets.sls gives it to every minion), minion sql1. TLS (on by default,
+    tests/unit/test_gen_tls.py) off: these tests are about the inventory and secrets."""
+    from _modules.ha_inventory import read_role_secrets
+
     return {"__pillar__": {"inventory": load_inventory("full"), "secrets": secrets, "ports": load_ports(),
-                           "tls": {"enabled": False}},
+                           "tls": {"enabled": False}, "role_secrets": read_role_secrets()},
             "__grains__": {"id": "sql1"}, "__opts__": {}}
 
 

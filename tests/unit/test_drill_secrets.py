@@ -1,8 +1,8 @@
 """The secrets drill (tools/lab/drill_secrets.py) run for real, its scripts in bash with grep and stat,
 against hosts that are directories here: a clean lab passes; each kind of leak (a password in the
-master's job cache, in a log; another host's TLS key; the CA key; the repo on a minion; a world-readable
-or shared-group secret file; the job cache world-readable) is found and named by its pillar key,
-never by its value."""
+master's job cache, in a log; another host's TLS key; the CA key; a secret none of the host's roles
+uses, even in a service's file; the repo on a minion; a world-readable or shared-group secret file; the
+job cache world-readable) is found and named by its pillar key, never by its value."""
 
 import grp
 import os
@@ -154,12 +154,44 @@ def test_salts_own_state_cache_on_a_minion_may_hold_its_secrets_owner_only(lab, 
     roots, values, _ = lab
     monkeypatch.setattr(drill_secrets, "SHARED_GROUPS", drill_secrets.SHARED_GROUPS - {MY_GROUP})
     cache = roots["af1"] / "var/cache/salt/minion/highstate.cache.p"
-    put(cache, "password: " + values["secrets:ftp:password"])
+    put(cache, "password: " + values["secrets:airflow:admin_password"])
     assert run(lab, secrets_dir)["service_files"] == 7
     cache.chmod(0o640)
-    assert "af1: /var/cache/salt/minion/highstate.cache.p (secrets:ftp:password; 640" in findings(lab, secrets_dir)
-    put(roots["af1"] / "var/cache/salt/minion/proc/2026", "x " + values["secrets:ftp:password"])
-    assert "af1: secrets:ftp:password in /var/cache/salt/minion/proc/2026" in findings(lab, secrets_dir)
+    assert "af1: /var/cache/salt/minion/highstate.cache.p (secrets:airflow:admin_password; 640" \
+        in findings(lab, secrets_dir)
+    put(roots["af1"] / "var/cache/salt/minion/proc/2026", "x " + values["secrets:airflow:admin_password"])
+    assert "af1: secrets:airflow:admin_password in /var/cache/salt/minion/proc/2026" in findings(lab, secrets_dir)
+
+
+def test_a_host_may_hold_the_secrets_of_its_roles_only():
+    """What the drill allows a host: the keys pillar gives it (pillar/role_secrets.yaml), nothing else."""
+    af1, db1 = drill_secrets.role_labels(INV, "af1"), drill_secrets.role_labels(INV, "db1")
+    assert {"secrets:airflow:fernet_key", "secrets:postgres:airflow_password", "secrets:rabbitmq:airflow_password",
+            "secrets:airflow:admin_password"} <= af1
+    assert not {"secrets:postgres:superuser_password", "secrets:rabbitmq:erlang_cookie", "secrets:ldap:admin_password",
+                "secrets:card:ssh_private_key", "secrets:ftp:password"} & af1  # no worker, no card target, no ftp
+    assert {"secrets:postgres:superuser_password", "secrets:patroni:restapi_password"} <= db1
+    assert "secrets:airflow:fernet_key" not in db1
+
+
+@pytest.mark.parametrize("where, label", [
+    # a service's own file on a host none of whose roles uses the secret: pillar gave it too much
+    ("af1:etc/default/airflow", "secrets:postgres:superuser_password"),
+    ("af1:opt/airflow/admin_passwords.json", "secrets:ldap:admin_password"),
+    ("af1:var/cache/salt/minion/highstate.cache.p", "secrets:rabbitmq:erlang_cookie"),
+    ("db1:etc/patroni/config.yml", "secrets:airflow:fernet_key"),
+])
+def test_a_secret_of_a_role_the_host_lacks_is_found_even_where_services_keep_theirs(lab, secrets_dir, where, label):
+    roots, values, _ = lab
+    host, path = where.split(":")
+    target = roots[host] / path
+    # beside the host's own secrets of the lab fixture (mode kept), or a new 0600 file of a service
+    put(target, (target.read_text() if target.exists() else "") + f"leaked={values[label]}\n",
+        target.stat().st_mode & 0o777 if target.exists() else 0o600)
+    text = findings(lab, secrets_dir)
+    roles = ", ".join(INV["hosts"][host]["roles"])
+    assert f"{host}: {label} in /{path}: none of its roles ({roles}) uses it" in text
+    assert values[label] not in text
 
 
 def test_the_repo_on_a_minion_and_a_world_readable_job_cache_are_found(lab, secrets_dir):

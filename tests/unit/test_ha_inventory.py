@@ -133,7 +133,8 @@ def test_missing_secret_fails_naming_the_key_and_the_fix(path, secrets):
 def test_no_secrets_at_all_lists_every_missing_secret():
     inv = load_inventory("full")
     errors = errors_of(inv, None)
-    needed = {p for role, paths in ha_inventory.REQUIRED_SECRETS.items() if hosts_with_role(inv, role) for p in paths}
+    role_secrets = ha_inventory.read_role_secrets()
+    needed = {p for host in inv["hosts"] for p in ha_inventory.host_secrets(inv, host, role_secrets)}
     assert len(needed) >= 15
     assert sorted(e.split()[0] for e in errors) == sorted(f"secrets:{p}" for p in needed)
 
@@ -286,6 +287,7 @@ def test_a_secret_reused_for_another_key_fails(secrets):
 
 
 def test_a_weak_secret_fails_validate_as_the_render_calls_it(secrets):
+    ha_inventory.__grains__["id"] = "mq1"
     ha_inventory.__pillar__["secrets"] = broken_with(secrets, "rabbitmq:airflow_password", "guest")
     with pytest.raises(CommandExecutionError, match=r"secrets:rabbitmq:airflow_password is a well-known default "
                                                     r"password \(needed by role 'rabbitmq'\): run `make secrets`"):

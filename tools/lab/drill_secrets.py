@@ -15,8 +15,10 @@ command line, and never printed (findings name the secret's pillar key):
   mode is checked) and in /var/log;
 - on every host: in /var/log, /var/cache/salt, /tmp, /var/tmp, /root, /home,
   /srv (the master's repo mount and the wheelhouse left out) and Airflow's
-  logs; no other host's TLS key and no CA key anywhere, /etc and /opt/airflow
-  included; no repo mount (/srv/airflow-ha, with .secrets/) on a minion;
+  logs; no other host's TLS key, no CA key and no secret of a key that none
+  of the host's roles uses (pillar/role_secrets.yaml, which pillar filters
+  each host's secrets with) anywhere, /etc and /opt/airflow included; no repo
+  mount (/srv/airflow-ha, with .secrets/) on a minion;
 - the files that hold a secret in /etc, /opt/airflow, /var/lib/rabbitmq,
   Patroni's pgpass and Salt's own state caches on a minion
   (/var/cache/salt/minion/highstate.cache.p, sls.p: the compiled states'
@@ -36,6 +38,9 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+from _modules.ha_inventory import host_secrets, read_role_secrets  # noqa: E402  (the one map of role secrets)
+
 SECRETS_DIR = REPO / ".secrets"
 # where a service's files may hold a secret (their modes are checked); anywhere else a hit is a leak
 HOLDING = ("/etc/", "/opt/airflow/", "/var/lib/rabbitmq/", "/var/lib/postgresql/", "/var/lib/pgsql/")
@@ -155,9 +160,17 @@ def parse_hits(output, pattern_labels, root=""):
     return hits
 
 
-def classify(host, hits):
-    """(leaks, held): a hit outside the holding dirs, or of another host's TLS key or the CA key anywhere,
-    is a leak; the rest are a service's files holding its secrets {file: {labels}}."""
+def role_labels(inv, host, role_secrets=None):
+    """The labels of the secrets ``host`` may hold: those of the keys its roles use (the map
+    pillar/role_secrets.yaml, the site's optional ones included: what pillar gives the host)."""
+    role_secrets = read_role_secrets() if role_secrets is None else role_secrets
+    return {f"secrets:{path}" for path in host_secrets(inv, host, role_secrets, optional=True)}
+
+
+def classify(host, hits, allowed=None, roles=()):
+    """(leaks, held): a hit outside the holding dirs, of another host's TLS key or the CA key anywhere, or
+    with ``allowed`` (:py:func:`role_labels`) of a secret the host's ``roles`` do not use anywhere, is a
+    leak; the rest are a service's files holding its secrets {file: {labels}}."""
     leaks, held = [], {}
     for path, label in sorted(hits):
         if path.startswith(DATA_CACHES):
@@ -165,8 +178,12 @@ def classify(host, hits):
         foreign_key = label == "the CA key" or (label.startswith("tls:key of ") and label != f"tls:key of {host}")
         in_holding = (path.startswith(HOLDING) and not path.startswith("/opt/airflow/logs/")) \
             or bool(SALT_STATE_CACHE.match(path))
+        not_its_role = allowed is not None and label.startswith("secrets:") and label not in allowed
         if foreign_key or not in_holding:
             leaks.append(f"{host}: {label} in {path}")
+        elif not_its_role:
+            leaks.append(f"{host}: {label} in {path}: none of its roles ({', '.join(roles) or 'none'}) uses it "
+                         "(pillar/role_secrets.yaml)")
         else:
             held.setdefault(path, set()).add(label)
     return leaks, held
@@ -236,12 +253,14 @@ def local_findings(repo=REPO):
     return wrong
 
 
-def drill_secrets(inv, execute=None, secrets_dir=SECRETS_DIR, repo=REPO, roots=None):
+def drill_secrets(inv, execute=None, secrets_dir=SECRETS_DIR, repo=REPO, roots=None, role_secrets=None):
     """The drill: raises AssertionError listing every finding; returns the figures. ``execute(host, script,
     stdin)`` runs a bash script on a host (default: in its container); ``roots``: {host: directory holding
-    its file system} when the hosts are directories here (the unit test), else every path is the host's."""
+    its file system} when the hosts are directories here (the unit test), else every path is the host's;
+    ``role_secrets``: the map of which secrets each role's hosts hold (default pillar/role_secrets.yaml)."""
     execute = execute or lxc_execute
     roots = roots or {}
+    role_secrets = read_role_secrets() if role_secrets is None else role_secrets
     values = secret_values(secrets_dir)
     hosts = list(inv["hosts"])
     keys, keyless = host_keys(hosts, execute, roots)
@@ -259,7 +278,8 @@ def drill_secrets(inv, execute=None, secrets_dir=SECRETS_DIR, repo=REPO, roots=N
         if rc:
             findings.append(f"{host}: the scan failed ({rc}): {err.strip()[-300:]}")
             continue
-        leaks, held = classify(host, parse_hits(out, pattern_labels, root))
+        leaks, held = classify(host, parse_hits(out, pattern_labels, root), role_labels(inv, host, role_secrets),
+                               inv["hosts"][host].get("roles") or [])
         findings += leaks
         keys_off_host += sum(1 for leak in leaks if ": tls:key of " in leak or ": the CA key in " in leak)
         if held:
@@ -295,7 +315,8 @@ def drill_secrets(inv, execute=None, secrets_dir=SECRETS_DIR, repo=REPO, roots=N
                             "master's config in docs/secrets.md: pre-create it 0700, UMask=0077)")
     print(f"FIGURE drill secrets: {len(values)} secrets ({len(pattern_labels)} search strings) looked for on "
           f"{len(hosts)} hosts (the master's job cache and logs, every host's logs, caches, temp and home dirs, "
-          f"other hosts' keys everywhere); {held_files} service files hold secrets; {len(findings)} findings",
+          f"other hosts' keys and other roles' secrets everywhere); {held_files} service files hold secrets; "
+          f"{len(findings)} findings",
           flush=True)
     print(f"FIGURE drill secrets: {len(keys)} of {len(hosts)} hosts made their own TLS key; "
           f"keys found off their own host: {keys_off_host}", flush=True)
