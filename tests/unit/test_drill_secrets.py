@@ -230,3 +230,17 @@ def test_the_drill_is_registered_after_security():
     import drill
 
     assert drill.DRILLS[drill.DRILLS.index("security") + 1] == "secrets"
+
+
+def test_a_line_every_openssh_key_shares_names_no_secret(secrets_dir):
+    """The first body line of an unencrypted ed25519 key is the same in every such key (each host's own SSH
+    host key too): searching it would report any host's host key as the card target's."""
+    values = drill_secrets.secret_values(secrets_dir)
+    keys = [v for k, v in values.items() if k.endswith("_private_key") and "OPENSSH" in v]
+    assert len(keys) >= 2 and len({k.splitlines()[1] for k in keys}) == 1  # the shared header line
+    strings = drill_secrets.patterns(values)
+    assert not [s for s in strings if s.startswith(drill_secrets.OPENSSH_HEADER)]
+    for key in keys:  # each key is still found by lines of its own
+        assert any(line.strip() in strings for line in key.splitlines()[2:])
+    shared = "x" * 50
+    assert shared not in drill_secrets.patterns({"a": f"-----\n{shared}\n{'a' * 50}\n", "b": f"-----\n{shared}\n"})

@@ -102,20 +102,28 @@ def host_keys(hosts, execute, roots):
     return keys, missing
 
 
+# the first body line of every unencrypted OpenSSH ed25519 key ("openssh-key-v1", no cipher, no KDF,
+# one key, "ssh-ed25519"): the same in every host's own SSH host key, so it names no secret
+OPENSSH_HEADER = "b3BlbnNzaC1rZXktdjE"
+
+
 def patterns(values):
     """{fixed string: label}: a one-line value itself, a PEM (or any multi-line value) by each line of its
-    body of 40 or more characters (a job return or a log may hold it with its newlines escaped)."""
-    found = {}
+    body of 40 or more characters (a job return or a log may hold it with its newlines escaped), but a
+    line that two values share, or OpenSSH's constant header line, identifies none of them."""
+    found, shared = {}, set()
     for label, value in values.items():
         lines = value.strip().splitlines()
         if len(lines) > 1:
             for line in lines:
                 line = line.strip()
-                if len(line) >= 40 and not line.startswith("-----"):
+                if len(line) >= 40 and not line.startswith(("-----", OPENSSH_HEADER)):
+                    if found.get(line, label) != label:
+                        shared.add(line)
                     found.setdefault(line, label)
         elif len(value) >= SHORTEST:
             found.setdefault(value, label)
-    return found
+    return {line: label for line, label in found.items() if line not in shared}
 
 
 # ------------------------------------------------------------------ the scan (one grep per host)
