@@ -12,27 +12,14 @@ import os
 from pathlib import Path
 
 import pytest
-import yaml
 from cryptography import x509
 
-import gen_secrets
 import gen_tls
-import render as render_tool
 from tests.helpers.inventory import REPO, load_inventory
-from tests.integration.test_orchestrate_secrets import found_in
+# the same throwaway secrets (tls:enabled, the CA, the policies in tls/ca.sls) and search as the orchestrate test
+from tests.integration.test_orchestrate_secrets import found_in, secrets_dir  # noqa: F401  (a fixture)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def secrets_dir(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("pki-remote")
-    secrets_dir = tmp / "secrets"
-    tree = {}
-    gen_secrets.fill(tree)
-    text = render_tool.with_tls(yaml.safe_dump({"secrets": tree}), ["compact"], str(secrets_dir), str(tmp / "ca"))
-    gen_secrets.write_private(str(secrets_dir / "airflow_ha_secrets.sls"), text)
-    return secrets_dir
 
 
 @pytest.fixture(scope="module")
