@@ -48,7 +48,9 @@ def _descendant_systemd(nspawn_pid, timeout=30):
 
 
 class NspawnHost:
-    def __init__(self, name, workdir, minion_id, topology, secrets_file, extra_packages=(), binds=()):
+    def __init__(self, name, workdir, minion_id, topology, secrets_file, extra_packages=(), binds=(),
+                 extra_pillar=None):
+        self.extra_pillar = extra_pillar
         self.extra_packages = tuple(extra_packages)
         self.extra_binds = tuple(binds)
         self.name = name
@@ -66,6 +68,9 @@ class NspawnHost:
         os.makedirs(f"{self.root}/srv/secrets", mode=0o700, exist_ok=True)
         shutil.copy(self.secrets_file, f"{self.root}/srv/secrets/airflow_ha_secrets.sls")
         os.chmod(f"{self.root}/srv/secrets/airflow_ha_secrets.sls", 0o600)
+        if self.extra_pillar:  # pillar/top.sls gives every host `lab` (the lab's own settings)
+            with open(f"{self.root}/srv/secrets/lab.sls", "w") as f:
+                yaml.safe_dump(self.extra_pillar, f)
         with open(f"{self.root}/etc/salt/minion", "w") as f:
             yaml.safe_dump(
                 {
@@ -123,13 +128,14 @@ class NspawnHost:
 
 
 @contextlib.contextmanager
-def nspawn_host(minion_id, topology, secrets_file, name=None, extra_packages=(), binds=()):
+def nspawn_host(minion_id, topology, secrets_file, name=None, extra_packages=(), binds=(), extra_pillar=None):
     """A booted container acting as inventory host ``minion_id``; packages the
     states would install must be in ``extra_packages`` (the container has no network);
-    ``binds``: more paths of this machine mounted read-only at the same place."""
+    ``binds``: more paths of this machine mounted read-only at the same place;
+    ``extra_pillar``: pillar beside the secrets (as lab.sls), e.g. a signing policy."""
     with tempfile.TemporaryDirectory(prefix="airflow-ha-nspawn-", dir="/var/tmp") as workdir:
         host = NspawnHost(name or f"t-{minion_id}-{os.getpid()}", workdir, minion_id, topology, secrets_file,
-                          extra_packages, binds)
+                          extra_packages, binds, extra_pillar)
         try:
             yield host.start()
         finally:

@@ -38,16 +38,16 @@ def secrets(tls_salt_env, tmp_path_factory):
         data = yaml.safe_load(f)
     with open(f"{secrets_dir}/tls/ca.sls") as f:
         policy = yaml.safe_load(f)["x509_signing_policies"]["airflow_ha_db3"]
-    data.update(x509_signing_policies={"airflow_ha_db3": policy}, pki={"ca_server": "db3"})
     path = tmp_path_factory.mktemp("db3-secrets") / "airflow_ha_secrets.sls"
     path.write_text(yaml.safe_dump(data))
     path.chmod(0o600)
-    return data["secrets"], str(path), str(Path(policy["signing_private_key"]).parent)
+    return (data["secrets"], str(path), str(Path(policy["signing_private_key"]).parent),
+            {"x509_signing_policies": {"airflow_ha_db3": policy}, "pki": {"ca_server": "db3"}})
 
 
 def nspawn_db3(secrets, binds=()):
     return nspawn_host("db3", "compact", secrets[1], extra_packages=["vsftpd", "openssl", "openssh-client"],
-                       binds=(*binds, secrets[2]))
+                       binds=(*binds, secrets[2]), extra_pillar=secrets[3])
 
 
 @pytest.fixture(scope="module")
