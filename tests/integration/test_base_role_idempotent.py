@@ -29,7 +29,7 @@ def test_hosts_file_and_roles_grain_come_from_the_inventory(db1):
     assert ["10.83.0.21", "af1.lab.internal", "af1"] in hosts
     assert ["10.83.0.100", "airflow-vip.lab.internal", "airflow-vip"] in hosts
     assert ["127.0.0.1", "localhost"] in hosts
-    assert db1.salt_call("grains.get", "roles") == ["etcd", "postgres", "rabbitmq"]
+    assert db1.salt_call("grains.get", "roles") == ["etcd", "postgres", "rabbitmq", "ca"]
 
 
 def test_firewall_opens_only_the_port_map_flows_of_the_hosts_roles(db1):
