@@ -96,11 +96,6 @@ def _now():
     return datetime.datetime.now(datetime.timezone.utc)
 
 
-def _not_after(cert):
-    return cert.not_valid_after_utc if hasattr(cert, "not_valid_after_utc") else \
-        cert.not_valid_after.replace(tzinfo=datetime.timezone.utc)
-
-
 # --------------------------------------------------------------------- CA
 
 
