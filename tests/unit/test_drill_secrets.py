@@ -244,3 +244,31 @@ def test_a_line_every_openssh_key_shares_names_no_secret(secrets_dir):
         assert any(line.strip() in strings for line in key.splitlines()[2:])
     shared = "x" * 50
     assert shared not in drill_secrets.patterns({"a": f"-----\n{shared}\n{'a' * 50}\n", "b": f"-----\n{shared}\n"})
+
+
+def fake_process(root, pid, cmdline, environ="", uid=0):
+    proc = root / "proc" / str(pid)
+    put(proc / "cmdline", cmdline, 0o444)
+    put(proc / "environ", environ, 0o400)
+    put(proc / "comm", cmdline.split("\0")[0].rsplit("/", 1)[-1] + "\n", 0o444)
+    os.chown(proc, uid, uid)
+    return proc
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="the fake processes of a login user are chowned to uid 1000")
+def test_a_secret_in_a_process_argument_or_a_login_users_environment_is_found(lab, secrets_dir, monkeypatch):
+    roots, values, _ = lab
+    monkeypatch.setattr(drill_secrets, "SHARED_GROUPS", drill_secrets.SHARED_GROUPS - {MY_GROUP})
+    secret = values["secrets:rabbitmq:airflow_password"]
+    # a service's own environment (its system user and root read it) and clean arguments: no finding
+    fake_process(roots["af1"], 200, "/usr/bin/celery\0worker\0", f"BROKER_PASSWORD={secret}\0", uid=0)
+    fake_process(roots["af1"], 201, "/bin/bash\0", "HOME=/home/vagrant\0", uid=1000)
+    assert run(lab, secrets_dir)["processes"] == 2
+    fake_process(roots["af1"], 300, f"/usr/bin/psql\0postgresql://airflow:{secret}@db\0")
+    fake_process(roots["db1"], 301, "/bin/bash\0", f"PGPASSWORD={values['secrets:postgres:superuser_password']}\0",
+                 uid=1000)
+    text = findings(lab, secrets_dir)
+    assert "af1: secrets:rabbitmq:airflow_password in the arguments of process 300" in text and "psql" in text
+    assert "db1: secrets:postgres:superuser_password in the environment of process 301" in text
+    assert "process 200" not in text and "process 201" not in text
+    assert secret not in text

@@ -26,6 +26,10 @@ command line, and never printed (findings name the secret's pillar key):
   a private key and Salt's caches owner-only, a password file at most group-readable by a service group
   with no member users, owned by root or a system user;
 - the directories of the master's job cache and logs: no access for others;
+- on every host, in every process's arguments (/proc/N/cmdline, readable by
+  all) and in the environment of every process of a login user (uid 1000 or
+  above: anyone who gets that account reads it); a service's environment,
+  readable by its own system user and root only, may hold its secrets;
 - on this machine: .secrets/ and .lab/ 0700, the secrets files 0600.
 """
 
@@ -147,6 +151,51 @@ while IFS= read -r -d '' f; do
 done
 exit 0
 """
+
+
+# every process's arguments, and the environment of the processes of login users (uid >= 1000), searched
+# with the same fixed strings; the patterns stay in a shell variable (no file, no argument)
+PROC_SCAN = r"""
+root='{root}'
+patterns=$(cat)
+shopt -s nullglob
+files=()
+procs=0
+for p in "$root"/proc/[0-9]*; do
+  procs=$((procs + 1))
+  files+=("$p/cmdline")
+  uid=$(stat -c %u -- "$p" 2>/dev/null) || continue
+  [ "$uid" -ge 1000 ] && files+=("$p/environ")
+done
+echo "processes $procs"
+printf '%s\n' "$patterns" | grep -HoaFZ -f - -- "${{files[@]}}" 2>/dev/null
+exit 0
+"""
+PROC_NAMES = r"""
+for n in {pids}; do printf '%s %s %s\n' "$n" "$(stat -c %U -- '{root}'/proc/$n 2>/dev/null)" \
+  "$(tr -d '\n' < '{root}'/proc/$n/comm 2>/dev/null)"; done
+exit 0
+"""
+PROC_FILE = re.compile(r"^/proc/(\d+)/(cmdline|environ)$")
+
+
+def process_leaks(host, hits, execute, root=""):
+    """Findings for the hits of PROC_SCAN: each names the secret, the process (pid, user, command) and
+    whether it was in the arguments or the environment."""
+    procs = sorted({PROC_FILE.match(path).group(1) for path, _ in hits}, key=int)
+    names = {}
+    if procs:
+        _, out, _ = execute(host, PROC_NAMES.format(pids=" ".join(procs), root=root))
+        for line in out.splitlines():
+            pid, _, rest = line.partition(" ")
+            names[pid] = rest.strip()
+    leaks = []
+    for path, label in sorted(hits):
+        pid, where = PROC_FILE.match(path).groups()
+        place = "arguments" if where == "cmdline" else "environment"
+        leaks.append(f"{host}: {label} in the {place} of process {pid} ({names.get(pid) or 'gone'}): "
+                     "pass it in a file readable by that service only")
+    return leaks
 
 
 def scan_script(root=""):
@@ -279,9 +328,14 @@ def drill_secrets(inv, execute=None, secrets_dir=SECRETS_DIR, repo=REPO, roots=N
     findings = local_findings(repo)
     if "the CA key" in values:  # TLS is on: every host made its own key (salt/pki)
         findings += [f"{host}: no TLS key of its own at {HOST_KEY}" for host in keyless]
-    held_files = keys_off_host = 0
+    held_files = keys_off_host = processes = 0
     for host in hosts:
         root = roots.get(host, "")
+        rc, out, err = execute(host, PROC_SCAN.format(root=root), stdin)
+        if rc:
+            findings.append(f"{host}: the process scan failed ({rc}): {err.strip()[-300:]}")
+        processes += sum(int(line.split()[1]) for line in out.splitlines() if line.startswith("processes "))
+        findings += process_leaks(host, parse_hits(out, pattern_labels, root), execute, root)
         rc, out, err = execute(host, scan_script(root), stdin)
         if rc:
             findings.append(f"{host}: the scan failed ({rc}): {err.strip()[-300:]}")
@@ -323,14 +377,15 @@ def drill_secrets(inv, execute=None, secrets_dir=SECRETS_DIR, repo=REPO, roots=N
                             "master's config in docs/secrets.md: pre-create it 0700, UMask=0077)")
     print(f"FIGURE drill secrets: {len(values)} secrets ({len(pattern_labels)} search strings) looked for on "
           f"{len(hosts)} hosts (the master's job cache and logs, every host's logs, caches, temp and home dirs, "
-          f"other hosts' keys and other roles' secrets everywhere); {held_files} service files hold secrets; "
+          f"other hosts' keys and other roles' secrets everywhere, {processes} process arguments and login users' "
+          f"environments); {held_files} service files hold secrets; "
           f"{len(findings)} findings",
           flush=True)
     print(f"FIGURE drill secrets: {len(keys)} of {len(hosts)} hosts made their own TLS key; "
           f"keys found off their own host: {keys_off_host}", flush=True)
     assert not findings, "secrets where they must not be:\n  - " + "\n  - ".join(findings)
     return {"secrets": len(values), "search_strings": len(pattern_labels), "hosts": len(hosts),
-            "service_files": held_files, "host_keys": len(keys), "keys_off_host": 0, "findings": 0}
+            "service_files": held_files, "processes": processes, "host_keys": len(keys), "keys_off_host": 0, "findings": 0}
 
 
 if __name__ == "__main__":
