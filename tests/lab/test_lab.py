@@ -135,6 +135,9 @@ def test_drills_recover_with_no_lost_work(lab, capfd):
     assert results["secrets"]["findings"] == 0 and results["secrets"]["service_files"] > 0
     # no acknowledged commit lost in any partition, every member healthy again without repair
     for scenario, figures in results["partition"].items():
+        if scenario == "rabbitmq_left_paused":  # no writer: the timer's restart of a node left paused
+            assert figures["started_by_timer"], figures
+            continue
         assert figures["lost"] == 0, (scenario, figures)
         assert figures["healthy_after_lift_s"] is not None, (scenario, figures)
     assert results["partition"]["rabbitmq_node_isolated"]["run_twice"] == 0

@@ -21,9 +21,11 @@ def heal():
     return module
 
 
-def stub(heal, monkeypatch, status, answering=(), status_rc=0, apps_running=None, host="db1"):
-    """``answering``: nodes that answer a ping; ``apps_running``: those whose rabbit app runs (default: the same)."""
+def stub(heal, monkeypatch, status, answering=(), status_rc=0, apps_running=None, host="db1", boot=()):
+    """``answering``: nodes that answer a ping; ``apps_running``: those whose rabbit app runs (default: the same);
+    ``boot``: this node's successive boot states as its VM reports them (None: the VM does not answer)."""
     calls = []
+    boots = list(boot)
     apps_running = answering if apps_running is None else apps_running
     statuses = list(status) if isinstance(status, list) else [status]  # successive reads; the last one repeats
 
@@ -32,6 +34,10 @@ def stub(heal, monkeypatch, status, answering=(), status_rc=0, apps_running=None
         if cmd[:2] == ("rabbitmqctl", "cluster_status"):
             current = statuses.pop(0) if len(statuses) > 1 else statuses[0]
             return subprocess.CompletedProcess(cmd, status_rc, json.dumps(current) if status_rc == 0 else "", "")
+        if cmd[:2] == ("rabbitmqctl", "eval"):
+            state = boots.pop(0) if len(boots) > 1 else (boots[0] if boots else None)
+            out = f"{{rabbit@{host},{state},\n [rabbit@db3,rabbit@db2,rabbit@db1]}}\n" if state else ""
+            return subprocess.CompletedProcess(cmd, 0 if state else 69, out, "")
         if cmd[0] == "rabbitmq-diagnostics":
             up = answering if cmd[-1] == "ping" else apps_running
             return subprocess.CompletedProcess(cmd, 0 if cmd[2] in up else 69, "", "")
@@ -77,8 +83,31 @@ def test_nothing_to_do(heal, monkeypatch, status):
     assert restarted(calls) == []
 
 
-def test_paused_node_is_left_to_pause_minority(heal, monkeypatch):
-    calls = stub(heal, monkeypatch, {}, status_rc=69)
+@pytest.mark.parametrize("boot, answering", [
+    (["stopped"], ()),  # paused while the cut is on: its CLI reaches neither peer
+    (["stopped"], ("rabbit@db1",)),  # a peer down too: pause_minority decides
+    (["booting"], ("rabbit@db1", "rabbit@db3")),  # starting
+    (["stopped", "ready"], ("rabbit@db1", "rabbit@db3")),  # pause_minority restarted it within the grace period
+    ([None], ("rabbit@db1", "rabbit@db3")),  # the VM itself is down: systemd's business
+])
+def test_paused_node_is_left_to_pause_minority(heal, monkeypatch, boot, answering):
+    calls = stub(heal, monkeypatch, {}, status_rc=69, host="db2", boot=boot, answering=answering)
+    assert heal.main() == 0
+    assert restarted(calls) == []
+
+
+def test_a_node_left_paused_while_every_peer_runs_starts_its_app(heal, monkeypatch, capsys):
+    calls = stub(heal, monkeypatch, {}, status_rc=69, host="db2", boot=["stopped"],
+                 answering=("rabbit@db1", "rabbit@db3"))
+    assert heal.main() == 0
+    assert restarted(calls) == [(None, "start_app")]
+    assert "starting the rabbit app" in capsys.readouterr().out
+
+
+def test_a_lone_node_is_never_started_by_the_timer(heal, monkeypatch):
+    """A node whose cluster is itself (before its join, or after a reset) has no peers to go by."""
+    calls = stub(heal, monkeypatch, {}, status_rc=69, host="db2", boot=["stopped"])
+    monkeypatch.setattr(heal, "local_state", lambda: ("rabbit@db2", "stopped", ["rabbit@db2"]))
     assert heal.main() == 0
     assert restarted(calls) == []
 

@@ -309,6 +309,25 @@ def rabbitmq_node_isolated(inv, hold=45):
             "wall_s": result["wall_s"], "victim": victim}
 
 
+def rabbitmq_left_paused(inv):
+    """A node whose app stays stopped while its peers run (pause_minority's one restart failed): the
+    partition heal timer must start it. ``stop_app`` leaves the node in that state."""
+    nodes = roles(inv, "rabbitmq")
+    victim = nodes[-1]
+    defaults = drill.yaml.safe_load((drill.REPO / "salt" / "rabbitmq" / "defaults.yaml").read_text())
+    since = run(victim, "date '+%Y-%m-%d %H:%M:%S'").stdout.strip()
+    run(victim, "runuser -u rabbitmq -- rabbitmqctl stop_app")
+    # the timer's interval and its grace period, and a start under load
+    window = 2 * int(defaults["partition_heal"]["interval"].rstrip("s")) + 120
+    whole = wait_whole(inv, nodes, window, f"RabbitMQ cluster whole after stop_app on {victim}")
+    started = "starting the rabbit app" in heal_journal(victim, f"--since '{since}'")
+    print(f"FIGURE drill partition rabbitmq_left_paused: the app of {victim} stopped, its peers running: "
+          f"cluster whole {whole:.0f} s later, {'started by the partition heal timer' if started else 'not by the timer'}",
+          flush=True)
+    assert started, f"the cluster was whole again after stop_app on {victim}, but not through the partition heal timer"
+    return {"whole_after_s": round(whole, 1), "started_by_timer": started}
+
+
 def drill_partition(inv, only=None):
     """Every scenario in turn (or the ``only`` ones); returns {scenario: figures}."""
     members = roles(inv, "postgres")
@@ -361,5 +380,7 @@ def drill_partition(inv, only=None):
         results[name] = scenario(inv, name, base + n * 1_000_000, **spec)
     if not only or "rabbitmq_node_isolated" in only:
         results["rabbitmq_node_isolated"] = rabbitmq_node_isolated(inv)
+    if not only or "rabbitmq_left_paused" in only:
+        results["rabbitmq_left_paused"] = rabbitmq_left_paused(inv)
     print(json.dumps({k: {x: y for x, y in v.items() if x not in ("errors",)} for k, v in results.items()}))
     return results

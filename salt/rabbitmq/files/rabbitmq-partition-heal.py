@@ -7,8 +7,8 @@ around the moment of detection leaves Mnesia partitioned for good: the node's ra
 distribution is up again, but its Mnesia excludes the other members (rabbitmq-server#17319).
 RabbitMQ's documented recovery is to restart the nodes of the side that is not trusted; this does
 that, and only that:
-- nothing when the rabbit app is not running here (paused by pause_minority, starting, stopped),
-  or when no node records a partition;
+- nothing when no node records a partition, or when the rabbit app is not running here (paused
+  by pause_minority, starting) unless it stays stopped for good (the last case below);
 - a node stranded in a minority whose majority answers again restarts its own rabbit app;
 - otherwise the untrusted side is read from the partition records (a record names the minority
   side; a recorder that names a majority is itself the minority). When such a node answers and
@@ -16,9 +16,17 @@ that, and only that:
   start-up windows pass in less), the first running node outside that side restarts its rabbit
   app. That also clears a record the majority keeps about a node that has already rejoined:
   Mnesia forgets it only when that node's app goes down.
+- a node whose rabbit app stays stopped (boot state ``stopped``) while every other member of
+  its cluster answers and runs its app starts its app again. pause_minority restarts a paused
+  node itself once its condition holds, but the attempt is made once: when that start fails
+  (a second cut during the recovery, rabbitmq-server#2175, or a slow Mnesia start), the node
+  stays paused for good. The node must stay so for a grace period; a node that is booting, or
+  whose peers do not all run, is left alone. To keep a node's app stopped on purpose, stop
+  this timer first.
 Run by rabbitmq-partition-heal.timer; every action is logged to the journal.
 """
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -50,6 +58,37 @@ def restart_app(node=None):
     return 0
 
 
+def local_state():
+    """(node name, boot state, [cluster members]) of this node from its Erlang VM, which answers while the
+    app is stopped (the members then come from its cluster status file); None when the VM does not answer."""
+    proc = run("rabbitmqctl", "eval", "{node(), rabbit_boot_state:get(), rabbit_mnesia:cluster_nodes(all)}.")
+    match = re.match(r"^\{'?([^,']+)'?,(\w+),\[(.*)\]\}$", "".join(proc.stdout.split())) \
+        if proc.returncode == 0 else None
+    if not match:
+        return None
+    return match.group(1), match.group(2), [n.strip("'") for n in match.group(3).split(",") if n]
+
+
+def start_stuck_app():
+    """Start this node's app when it stays stopped while every other member runs (the docstring)."""
+    state = local_state()
+    if state is None or state[1] != "stopped":
+        return 0
+    others = [node for node in state[2] if node != state[0]]
+    if not others or not all(app_running(node) for node in others):
+        return 0
+    time.sleep(GRACE_SECONDS)
+    state = local_state()
+    if state is None or state[1] != "stopped" or not all(app_running(node) for node in others):
+        return 0
+    print(f"the rabbit app stays stopped here while {others} run theirs (a pause_minority recovery that did "
+          "not restart it): starting the rabbit app", flush=True)
+    proc = run("rabbitmqctl", "start_app")
+    if proc.returncode:
+        print(f"rabbitmqctl start_app failed: {proc.stderr.strip()}", file=sys.stderr, flush=True)
+    return proc.returncode
+
+
 def cluster_status():
     proc = run("rabbitmqctl", "cluster_status", "--formatter", "json")
     return json.loads(proc.stdout) if proc.returncode == 0 else None
@@ -70,7 +109,9 @@ def untrusted(status):
 
 def main():
     status = cluster_status()
-    if status is None or not status.get("partitions"):
+    if status is None:
+        return start_stuck_app()
+    if not status.get("partitions"):
         return 0
     members = members_of(status)
     running = status.get("running_nodes") or []
