@@ -25,6 +25,30 @@ airflow-db-migrated:
       - file: airflow-env
       - file: airflow-cfg
       - cmd: airflow-installed
+
+# Airflow's audit log onto PostgreSQL's server log, and so to the log host
+# (docs/logs.md): a trigger on the table `log`, made once after the schema.
+airflow-audit-trigger-script:
+  file.managed:
+    - name: {{ airflow.home }}/bin/airflow_ha_audit_trigger.py
+    - source: salt://airflow/files/airflow_ha_audit_trigger.py
+    - makedirs: True
+    - user: root
+    - group: root
+    - mode: '0644'
+
+{%- set audit_trigger = env ~ airflow.venv ~ '/bin/python ' ~ airflow.home ~ '/bin/airflow_ha_audit_trigger.py' %}
+airflow-audit-trigger:
+  cmd.run:
+    - name: {{ audit_trigger | json }}
+    - runas: {{ airflow.user }}
+    - shell: /bin/bash
+    - unless: {{ (audit_trigger ~ ' --check') | json }}
+    - output_loglevel: quiet
+    - hide_output: True
+    - require:
+      - cmd: airflow-db-migrated
+      - file: airflow-audit-trigger-script
 {%- if airflow.fab %}
 
 # The FAB auth manager (Airflow 3 by default, 2.x always) keeps its users in

@@ -486,9 +486,9 @@ def test_ssha_is_stable_and_checks():
 
 def test_drill_auth_follows_secrets_and_runs_from_this_machine():
     """tools/lab/drill_auth.py: in `all` right after the secrets and logs drills; it reads the secrets and the
-    seed here and goes through the VIP only; the one thing it runs in a container is `salt` on the master
-    (the auth layer's highstate cost): nothing needs the repo on a minion (the Vagrantfile mounts it on the
-    master only)."""
+    seed here and goes through the VIP only; what it runs in a container is `salt` on the master (the auth
+    layer's highstate cost) and a grep of the log host's received files (the audit trail there): nothing
+    needs the repo on a minion (the Vagrantfile mounts it on the master only)."""
     import sys
 
     sys.path.insert(0, str(REPO / "tools" / "lab"))
@@ -500,7 +500,8 @@ def test_drill_auth_follows_secrets_and_runs_from_this_machine():
     for word in ("lxc-attach", "lxc_execute", "module_on(", "/srv/airflow-ha", "vagrant"):
         assert word not in source, word
     runs = re.findall(r"lab\.run\((\w+), f?\"(\S+)", source)
-    assert runs and all(host == "master" and cmd == "salt" for host, cmd in runs), runs
+    assert runs and all((host, cmd) in {("master", "salt"), ("host", "grep")} for host, cmd in runs), runs
+    assert "for host in lab.roles(inv, \"logs\")" in source  # the grep runs on the log hosts only
 
 
 # ------------------------------------------------ limits, housekeeping (issue 20)

@@ -37,6 +37,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from datetime import datetime
 
 import yaml
 
@@ -128,6 +129,24 @@ def audit_rows(inv, token, since):
     for row in lab.audit_log(inv, since, f"Bearer {token}"):
         rows.setdefault((row["event"], row["owner"]), []).append(row.get("extra") or "")
     return rows
+
+
+def audit_on_log_host(inv, since):
+    """{(event, owner)} of Airflow's audit rows since ``since`` (epoch) as they reached the log host(s):
+    PostgreSQL's server log lines ``airflow_ha_audit {row as JSON}`` (the trigger of
+    salt/airflow/files/airflow_ha_audit_trigger.py), forwarded by rsyslog (salt/logs)."""
+    found = set()
+    for host in lab.roles(inv, "logs"):
+        out = lab.run(host, "grep -rhF 'airflow_ha_audit {' /var/log/remote/ 2>/dev/null; exit 0", timeout=120).stdout
+        for line in out.splitlines():
+            try:
+                row = json.loads(line.split("airflow_ha_audit ", 1)[1])
+            except (IndexError, ValueError):
+                continue
+            when = row.get("dttm") or ""
+            if when and datetime.fromisoformat(when).timestamp() >= since - 1:
+                found.add((row.get("event"), row.get("owner")))
+    return found
 
 
 def salt_durations(master, target, sls):
@@ -248,6 +267,20 @@ def drill_auth(inv):
         got = rows.get(("permission_denied", uid_of[role]), [])
         check(what in got, f"audit log: permission_denied of {uid_of[role]} ({role}) for {what}: {got}", failures)
     denied_rows = sum(len(v) for (event, _), v in rows.items() if event == "permission_denied")
+    # the same rows on the log host (the audit trail off the hosts that wrote it)
+    wanted = {key for key in rows if key[0] in ("login", "login_failed", "permission_denied")}
+    started, shipped = time.monotonic(), set()
+    while time.monotonic() - started < 90:
+        shipped = audit_on_log_host(inv, since)
+        if wanted <= shipped:
+            break
+        time.sleep(5)
+    missing = sorted(wanted - shipped, key=str)
+    check(not missing, f"audit log on the log host: {len(wanted) - len(missing)} of {len(wanted)} (event, user) pairs"
+          + (f", missing {missing}" if missing else ""), failures)
+    print(f"FIGURE drill auth: audit trail on the log host ({', '.join(lab.roles(inv, 'logs'))}): "
+          f"{len(wanted) - len(missing)} of {len(wanted)} (event, user) pairs of the drill, the Viewer's refused "
+          f"trigger included: {('permission_denied', uid_of.get('Viewer')) in shipped}", flush=True)
     print(f"FIGURE drill auth: audit log since the drill began: "
           + ", ".join(f"{event} {len(v)}x by {owner}" for (event, owner), v in sorted(rows.items())
                       if event in ("login", "login_failed", "permission_denied")), flush=True)
@@ -263,4 +296,4 @@ def drill_auth(inv):
         raise AssertionError(f"drill auth: {len(failures)} checks failed: {failures}")
     return {"login_median_ms": round(median * 1000), "login_max_ms": round(worst * 1000), "logins": len(times),
             "flower_without_credentials": flower_anon, "login_page": page, "permission_denied_rows": denied_rows,
-            "auth_layer": cost}
+            "audit_pairs_on_log_host": len(wanted) - len(missing), "audit_pairs": len(wanted), "auth_layer": cost}
