@@ -6,7 +6,9 @@ log host is down is lost, and what arrives is root-only.
 1. rsyslog stopped on the log host(s) (role logs; its socket too on Debian,
    or journald's forwarding would start it again);
 2. on every other host K messages ``logger -t airflow-ha-drill`` and one
-   authpriv event (``logger -p authpriv.notice``, as sshd and sudo log);
+   authpriv event (``logger -p authpriv.notice``, as sshd and sudo log), and a
+   Salt job from the master (``test.ping``): the audit engine's ``job new``
+   line and one ``job ret`` line per minion (salt/_engines/airflow_ha_audit.py);
 3. rsyslog started again after the outage; within 120 s every message must be
    in /var/log/remote/<host>/airflow-ha-drill.log on a log host (<host> the
    inventory name: the receiver names a sender by its address);
@@ -20,6 +22,7 @@ delivery delay p95 X s with the log host up`` and raises AssertionError when
 R != S (or a mode is wrong). About 1-2 minutes.
 """
 
+import json
 import re
 import time
 import uuid
@@ -93,12 +96,37 @@ def modes_problems(inv):
     return problems
 
 
+def salt_job(master):
+    """A Salt job from the master (``test.ping`` to every minion): (jid, the minions that answered)."""
+    out = run(master, "salt '*' test.ping --out=json --static --show-jid", timeout=300, check=False).stdout
+    jid = re.search(r"jid: (\d+)", out)
+    answered = json.loads(out[out.index("{"):]) if "{" in out else {}
+    return (jid.group(1) if jid else None), sorted(m for m, ok in answered.items() if ok is True)
+
+
+def salt_audit_arrived(inv, master, jid):
+    """(job new lines, job ret minions) of ``jid`` in the log hosts' file of the master's salt-audit tag
+    (salt/_engines/airflow_ha_audit.py)."""
+    new, rets = 0, set()
+    for server in roles(inv, "logs"):
+        out = run(server, f"grep -hF '\"jid\": \"{jid}\"' {REMOTE_DIR}/{master}/salt-audit.log 2>/dev/null; true",
+                  check=False).stdout
+        for line in out.splitlines():
+            if " job new {" in line:
+                new += 1
+            elif " job ret {" in line:
+                rets.add(json.loads(line.split(" job ret ", 1)[1])["minion"])
+    return new, rets
+
+
 def drill_logs(inv):
     servers = roles(inv, "logs")
     assert servers, "no host of the inventory has the logs role"
     senders = [h for h in inv["hosts"] if h not in servers]
     assert senders, "every host is a log host: nothing to send from"
     run_id = uuid.uuid4().hex[:10]
+    master = next(iter(inv["hosts"]))
+    assert master not in servers, "the master is a log host: its Salt audit lines would not be forwarded"
 
     down = time.monotonic()
     for server in servers:
@@ -106,15 +134,19 @@ def drill_logs(inv):
     try:
         for host in senders:
             run(host, emit_script(run_id, "outage", host, K, auth=True))
+        # a Salt job meanwhile: its audit lines wait in the master's queue like any other line
+        jid, answered = salt_job(master)
         time.sleep(OUTAGE_S)
     finally:
         for server in servers:
             run(server, START)
     outage = time.monotonic() - down
-    sent = len(senders) * (K + 1)
+    assert jid and answered, f"the Salt job during the outage did not run (jid {jid}, answered {answered})"
+    sent = len(senders) * (K + 1) + 1 + len(answered)  # the messages, the job's new line and a ret per minion
     deadline = time.monotonic() + ARRIVAL_TIMEOUT
     while True:
-        received = len(delivered(arrived(inv, run_id), "outage", senders))
+        new, rets = salt_audit_arrived(inv, master, jid)
+        received = len(delivered(arrived(inv, run_id), "outage", senders)) + min(new, 1) + len(rets & set(answered))
         if received >= sent or time.monotonic() > deadline:
             break
         time.sleep(2)
@@ -127,7 +159,8 @@ def drill_logs(inv):
         time.sleep(1)
     delays = [max(0.0, rcv - snt) for d, p, s, n, snt, rcv in found if p == "up" and s == d and snt is not None]
     p95 = percentile(delays, 0.95)
-    print(f"FIGURE drill logs: sent {sent} received {received} across a log host outage of {outage:.0f} s; "
+    print(f"FIGURE drill logs: sent {sent} received {received} across a log host outage of {outage:.0f} s "
+          f"(Salt job {jid}: its audit line and {len(rets & set(answered))} of {len(answered)} returns among them); "
           f"delivery delay p95 {p95 if p95 is None else round(p95, 2)} s with the log host up")
     assert received == sent, (f"{sent - received} of {sent} messages logged while the log host was down never "
                               f"arrived (run {run_id})")

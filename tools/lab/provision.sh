@@ -84,6 +84,11 @@ log_level_logfile: warning
 peer:
   .*:
     - x509.sign_remote_certificate
+# every Salt job onto the system log, and so to the log host (docs/logs.md)
+engines_dirs:
+  - $repo/salt/_engines
+engines:
+  - airflow_ha_audit: {}
 CONF
   install -d -m 0700 /var/cache/salt/master /var/log/salt
   chmod -R go-rwx /var/cache/salt/master
