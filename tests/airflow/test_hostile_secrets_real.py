@@ -15,7 +15,6 @@ Patroni writes (its escaping of ':' and '\\')."""
 
 import json
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ import pytest
 
 import _modules.airflow_ha as airflow_ha
 from clusters import state_render
-from clusters.processes import PG_BIN, as_postgres, scratch_dir
+from clusters.processes import PG_BIN, as_postgres, scratch_dir, scratch_postgres
 from tests.helpers.inventory import pinned_airflow
 from tests.helpers.ldap_server import compile_states, secrets_of, write_files
 
@@ -87,25 +86,15 @@ def postgres(workdir, hostile_salt_env):
     from salt.modules import postgres as salt_postgres
 
     secrets = secrets_of(hostile_salt_env)
-    data = workdir / "pg"
-    data.mkdir()
-    shutil.chown(data, "postgres", "postgres")
-    as_postgres(PG_BIN / "initdb", "-D", data, "--auth-host=scram-sha-256", "-U", "postgres", "--auth-local=peer")
-    as_postgres(PG_BIN / "pg_ctl", "-D", data, "-w", "-l", data / "log", "-o",
-                f"-p {PG_PORT} -k {data} -c listen_addresses=127.0.0.1", "start")
-    try:
+    with scratch_postgres(workdir / "pg", PG_PORT, PG_BIN, auth_host="scram-sha-256") as data:
         verifier = {user: salt_postgres._maybe_encrypt_password(user, password, "scram-sha-256")
                     for user, password in (("airflow", secrets["postgres"]["airflow_password"]),
                                            ("postgres", secrets["postgres"]["superuser_password"]))}
-        sql = (f"CREATE ROLE airflow LOGIN PASSWORD {sql_literal(verifier['airflow'])};\n"
-               "CREATE DATABASE airflow OWNER airflow;\n"
-               f"ALTER ROLE postgres PASSWORD {sql_literal(verifier['postgres'])};\n")
+        sql = "".join(f"ALTER ROLE {user} PASSWORD {sql_literal(verifier[user])};\n" for user in verifier)
         # on standard input: no password (nor verifier) on a command line
         as_postgres("psql", "-h", data, "-p", PG_PORT, "-d", "postgres", "-Xq", "-v", "ON_ERROR_STOP=1", "-f", "-",
                     input=sql)
         yield data
-    finally:
-        as_postgres(PG_BIN / "pg_ctl", "-D", data, "-m", "fast", "stop")
 
 
 def test_airflow_logs_in_with_hostile_passwords(workdir, states, postgres, hostile_salt_env):

@@ -52,12 +52,13 @@ def stop_groups(procs, timeout=60):
 
 
 @contextlib.contextmanager
-def scratch_postgres(data, port, pg_bin=PG_BIN):
+def scratch_postgres(data, port, pg_bin=PG_BIN, auth_host="trust"):
     """A throwaway PostgreSQL in ``data`` (created here) on 127.0.0.1:``port``, its socket in ``data``,
-    with a role and database ``airflow`` (trust over TCP); stopped on exit."""
+    with a role and database ``airflow`` (``auth_host`` over TCP: trust, or scram-sha-256 once the caller
+    gives the roles passwords); stopped on exit."""
     data.mkdir()
     shutil.chown(data, "postgres", "postgres")
-    as_postgres(pg_bin / "initdb", "-D", data, "-U", "postgres", "--auth-local=peer", "--auth-host=trust")
+    as_postgres(pg_bin / "initdb", "-D", data, "-U", "postgres", "--auth-local=peer", f"--auth-host={auth_host}")
     as_postgres(pg_bin / "pg_ctl", "-D", data, "-w", "-l", data / "log", "-o",
                 f"-p {port} -k {data} -c listen_addresses=127.0.0.1", "start")
     try:
