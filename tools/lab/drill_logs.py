@@ -7,7 +7,7 @@ log host is down is lost, and what arrives is root-only.
    or journald's forwarding would start it again);
 2. on every other host K messages ``logger -t airflow-ha-drill`` and one
    authpriv event (``logger -p authpriv.notice``, as sshd and sudo log), and a
-   Salt job from the master (``test.ping``): the audit engine's ``job new``
+   Salt job from the master (``test.echo``): the audit engine's ``job new``
    line and one ``job ret`` line per minion (salt/_engines/airflow_ha_audit.py);
 3. rsyslog started again after the outage; within 120 s every message must be
    in /var/log/remote/<host>/airflow-ha-drill.log on a log host (<host> the
@@ -96,26 +96,30 @@ def modes_problems(inv):
     return problems
 
 
-def salt_job(master):
-    """A Salt job from the master (``test.ping`` to every minion): (jid, the minions that answered)."""
-    out = run(master, "salt '*' test.ping --out=json --static --show-jid", timeout=300, check=False).stdout
-    jid = re.search(r"jid: (\d+)", out)
+def salt_job(master, marker):
+    """A Salt job from the master (``test.echo MARKER`` to every minion; test.* arguments are in its audit
+    line): the minions that answered."""
+    out = run(master, f"salt '*' test.echo {marker} --out=json --static", timeout=300, check=False).stdout
     answered = json.loads(out[out.index("{"):]) if "{" in out else {}
-    return (jid.group(1) if jid else None), sorted(m for m, ok in answered.items() if ok is True)
+    return sorted(m for m, echo in answered.items() if echo == marker)
 
 
-def salt_audit_arrived(inv, master, jid):
-    """(job new lines, job ret minions) of ``jid`` in the log hosts' file of the master's salt-audit tag
-    (salt/_engines/airflow_ha_audit.py)."""
+def salt_audit_arrived(inv, master, marker):
+    """(job new lines, job ret minions) of the job that echoed ``marker``, in the log hosts' file of the
+    master's salt-audit tag (salt/_engines/airflow_ha_audit.py)."""
     new, rets = 0, set()
     for server in roles(inv, "logs"):
-        out = run(server, f"grep -hF '\"jid\": \"{jid}\"' {REMOTE_DIR}/{master}/salt-audit.log 2>/dev/null; true",
-                  check=False).stdout
-        for line in out.splitlines():
-            if " job new {" in line:
+        text = run(server, f"cat {REMOTE_DIR}/{master}/salt-audit.log 2>/dev/null; true", check=False).stdout
+        jids = set()
+        for line in text.splitlines():
+            if " job new {" in line and marker in line:
                 new += 1
-            elif " job ret {" in line:
-                rets.add(json.loads(line.split(" job ret ", 1)[1])["minion"])
+                jids.add(json.loads(line.split(" job new ", 1)[1])["jid"])
+        for line in text.splitlines():
+            if " job ret {" in line:
+                ret = json.loads(line.split(" job ret ", 1)[1])
+                if ret["jid"] in jids:
+                    rets.add(ret["minion"])
     return new, rets
 
 
@@ -135,17 +139,18 @@ def drill_logs(inv):
         for host in senders:
             run(host, emit_script(run_id, "outage", host, K, auth=True))
         # a Salt job meanwhile: its audit lines wait in the master's queue like any other line
-        jid, answered = salt_job(master)
+        marker = f"drill-{run_id}"
+        answered = salt_job(master, marker)
         time.sleep(OUTAGE_S)
     finally:
         for server in servers:
             run(server, START)
     outage = time.monotonic() - down
-    assert jid and answered, f"the Salt job during the outage did not run (jid {jid}, answered {answered})"
+    assert answered, f"the Salt job during the outage ran on no minion (test.echo {marker})"
     sent = len(senders) * (K + 1) + 1 + len(answered)  # the messages, the job's new line and a ret per minion
     deadline = time.monotonic() + ARRIVAL_TIMEOUT
     while True:
-        new, rets = salt_audit_arrived(inv, master, jid)
+        new, rets = salt_audit_arrived(inv, master, marker)
         received = len(delivered(arrived(inv, run_id), "outage", senders)) + min(new, 1) + len(rets & set(answered))
         if received >= sent or time.monotonic() > deadline:
             break
@@ -160,7 +165,7 @@ def drill_logs(inv):
     delays = [max(0.0, rcv - snt) for d, p, s, n, snt, rcv in found if p == "up" and s == d and snt is not None]
     p95 = percentile(delays, 0.95)
     print(f"FIGURE drill logs: sent {sent} received {received} across a log host outage of {outage:.0f} s "
-          f"(Salt job {jid}: its audit line and {len(rets & set(answered))} of {len(answered)} returns among them); "
+          f"(Salt job test.echo {marker}: its audit line and {len(rets & set(answered))} of {len(answered)} returns among them); "
           f"delivery delay p95 {p95 if p95 is None else round(p95, 2)} s with the log host up")
     assert received == sent, (f"{sent - received} of {sent} messages logged while the log host was down never "
                               f"arrived (run {run_id})")
