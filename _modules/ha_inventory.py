@@ -157,6 +157,25 @@ def _roles_of(entry):
     return list(roles) if isinstance(roles, list) else []
 
 
+def _present_roles(inventory):
+    return {role for entry in ((inventory or {}).get("hosts") or {}).values() for role in _roles_of(entry)}
+
+
+def _select_secrets(role_secrets, held, present, optional):
+    """``{path: role}`` of the map's entries that a role in ``held`` reads (each path with the first such
+    role of its entry), those tied to a role ``with_role`` only when ``present`` has it, the ``optional``
+    ones only when asked."""
+    found = {}
+    for need in _needs(role_secrets):
+        roles = [role for role in need.get("roles") or [] if role in held]
+        if not roles or (need.get("with_role") and need["with_role"] not in present) \
+                or (need.get("optional") and not optional):
+            continue
+        for path in need.get("secrets") or []:
+            found.setdefault(path, roles[0])
+    return found
+
+
 def host_secrets(inventory, host, role_secrets, optional=False):
     """
     ``{path: role}``: the secrets (colon paths under pillar ``secrets``) that
@@ -167,32 +186,15 @@ def host_secrets(inventory, host, role_secrets, optional=False):
     the two equal). Nothing for a name the inventory lacks: the master's own
     id, whose orchestrate reads no secret.
     """
-    hosts = (inventory or {}).get("hosts") or {}
-    mine = _roles_of(hosts.get(host))
-    present = {role for entry in hosts.values() for role in _roles_of(entry)}
-    found = {}
-    for need in _needs(role_secrets):
-        roles = [role for role in need.get("roles") or [] if role in mine]
-        if not roles or (need.get("with_role") and need["with_role"] not in present) \
-                or (need.get("optional") and not optional):
-            continue
-        for path in need.get("secrets") or []:
-            found.setdefault(path, roles[0])
-    return found
+    mine = _roles_of(((inventory or {}).get("hosts") or {}).get(host))
+    return _select_secrets(role_secrets, mine, _present_roles(inventory), optional)
 
 
 def cluster_secrets(inventory, role_secrets):
     """``{path: role}``: the secrets some host of ``inventory`` needs (what its secrets file must hold: the
     union of :py:func:`host_secrets` over its hosts), each with the first role of the map that reads it."""
-    present = {role for entry in ((inventory or {}).get("hosts") or {}).values() for role in _roles_of(entry)}
-    found = {}
-    for need in _needs(role_secrets):
-        roles = [role for role in need.get("roles") or [] if role in present]
-        if not roles or (need.get("with_role") and need["with_role"] not in present) or need.get("optional"):
-            continue
-        for path in need.get("secrets") or []:
-            found.setdefault(path, roles[0])
-    return found
+    present = _present_roles(inventory)
+    return _select_secrets(role_secrets, present, present, optional=False)
 
 
 def map_secrets(role_secrets, optional=False):
