@@ -233,6 +233,11 @@ def rabbitmq_views(inv, nodes):
     return views
 
 
+def rabbitmq_defaults():
+    """salt/rabbitmq/defaults.yaml: net_ticktime and the partition heal timer's interval the waits follow."""
+    return drill.yaml.safe_load((drill.REPO / "salt" / "rabbitmq" / "defaults.yaml").read_text())
+
+
 def heal_journal(node, selection):
     """The partition heal timer's journal lines on ``node`` (``selection``: journalctl's -n or --since)."""
     return run(node, f"journalctl -u rabbitmq-partition-heal {selection} --no-pager -o cat", check=False).stdout.strip()
@@ -264,7 +269,7 @@ def rabbitmq_node_isolated(inv, hold=45):
 
     nodes = roles(inv, "rabbitmq")
     ports = [drill.port("rabbitmq", "epmd"), drill.port("rabbitmq", "Erlang distribution")]
-    defaults = drill.yaml.safe_load((drill.REPO / "salt" / "rabbitmq" / "defaults.yaml").read_text())
+    defaults = rabbitmq_defaults()
 
     def isolate(victim, seconds):
         cut(victim, [inv["hosts"][n]["ip"] for n in nodes if n != victim], ports)
@@ -314,7 +319,7 @@ def rabbitmq_left_paused(inv):
     partition heal timer must start it. ``stop_app`` leaves the node in that state."""
     nodes = roles(inv, "rabbitmq")
     victim = nodes[-1]
-    defaults = drill.yaml.safe_load((drill.REPO / "salt" / "rabbitmq" / "defaults.yaml").read_text())
+    defaults = rabbitmq_defaults()
     since = run(victim, "date '+%Y-%m-%d %H:%M:%S'").stdout.strip()
     run(victim, "runuser -u rabbitmq -- rabbitmqctl stop_app")
     # the timer's interval and its grace period, and a start under load

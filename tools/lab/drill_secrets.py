@@ -385,7 +385,8 @@ def drill_secrets(inv, execute=None, secrets_dir=SECRETS_DIR, repo=REPO, roots=N
           f"keys found off their own host: {keys_off_host}", flush=True)
     assert not findings, "secrets where they must not be:\n  - " + "\n  - ".join(findings)
     return {"secrets": len(values), "search_strings": len(pattern_labels), "hosts": len(hosts),
-            "service_files": held_files, "processes": processes, "host_keys": len(keys), "keys_off_host": 0, "findings": 0}
+            "service_files": held_files, "processes": processes, "host_keys": len(keys),
+            "keys_off_host": keys_off_host, "findings": len(findings)}
 
 
 if __name__ == "__main__":
