@@ -64,6 +64,7 @@ ports:
   - {role: ftp, port: 30000-30100, proto: tcp, from_roles: [worker, dag_processor, card_target], purpose: FTP passive data}
   - {role: ldap, port: 636, proto: tcp, from_roles: [webserver], purpose: "LDAPS: the api-servers' FAB logins (slapd)", keys: [ldap:port]}
   - {role: logs, port: 6514, proto: tcp, from_roles: [all], purpose: "syslog over TLS (rsyslog, mutual x509): every host's logs to the central log host", keys: [logs:port]}
+  - {role: webserver, port: 6515, proto: tcp, from_roles: [worker, triggerer], purpose: "syslog over TLS (rsyslog, mutual x509): task log copies to the api-server hosts", keys: [logs:task_logs:port]}
   - {role: monitoring, port: 9090, proto: tcp, from_roles: [all], from_networks: [admin], purpose: Prometheus, scraped: true}
   - {role: monitoring, port: 9093, proto: tcp, from_roles: [monitoring], purpose: Alertmanager, scraped: true}
   - {role: monitoring, port: 9094, proto: tcp, from_roles: [monitoring], purpose: "Alertmanager cluster (only with 2+ monitoring hosts)"}

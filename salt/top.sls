@@ -35,6 +35,7 @@ base:
     - match: pillar
     - storage.dags
     - airflow.webserver
+    - logs.task_log_copies
   'roles:dag_processor':
     - match: pillar
     - storage.dags

@@ -15,7 +15,7 @@ include:
 airflow-dirs:
   file.directory:
     - names:
-      - {{ airflow.home }}/logs
+      - {{ airflow.log_dir }}
     - user: {{ airflow.user }}
     - group: {{ airflow.user }}
     - makedirs: True

@@ -8,7 +8,7 @@
     one at its next boot), and retention is a cut-off, so a late run loses
     nothing. #}
 {%- set hk = airflow.housekeeping %}
-{%- set logs = airflow.home ~ '/logs' %}
+{%- set logs = airflow.log_dir %}
 include:
   - airflow.install
   - airflow.config

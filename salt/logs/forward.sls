@@ -6,14 +6,15 @@
 # each log host of the inventory over TLS, both sides checking the other's
 # certificate of the cluster CA. A disk-assisted queue per log host keeps
 # what is logged while it is down (saved across a restart of rsyslog) and
-# delivers it when it is back.
-{%- if logs.servers %}
-{%- if logs.tls_fix %}
+# delivers it when it is back. A worker or triggerer host also sends its task
+# log files' lines to the api-server hosts (logs.task_log_copies), a RabbitMQ
+# host its RabbitMQ log file to the log hosts.
+{%- if logs.servers and logs.tls_fix %}
 logs-forward-needs-tls:
   test.fail_without_changes:
     - name: {{ logs.tls_fix | json }}
     - failhard: True
-{%- else %}
+{%- elif logs.managed %}
 include:
   - pki
 
@@ -68,5 +69,4 @@ logs-rsyslog-running:
       # rsyslog's TLS driver reads its certificate and key at start only
       - file: logs-rsyslog-tls-key
       - x509: pki-host-cert
-{%- endif %}
 {%- endif %}

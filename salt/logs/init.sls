@@ -13,6 +13,10 @@ logs-needs-tls:
 {%- else %}
 include:
   - logs.forward
+{%- if logs.task_logs.receive %}
+  # an api-server here too: this receiver also takes the task log copies (logs.task_log_copies)
+  - airflow.config
+{%- endif %}
 
 logs-remote-dir:
   file.directory:
@@ -36,6 +40,9 @@ logs-receiver-config:
     - require:
       - pkg: logs-rsyslog-packages
       - file: logs-remote-dir
+{%- if logs.task_logs.receive %}
+      - file: airflow-dirs
+{%- endif %}
     - watch_in:
       - service: logs-rsyslog-running
 

@@ -133,6 +133,10 @@ def test_drills_recover_with_no_lost_work(lab, capfd):
     assert results["security"]["tls_refused"] == len(drill.TLS_REFUSALS)  # TLS is on by default
     # no secret in the master's job cache or logs nor outside its services' files (drill_secrets raises)
     assert results["secrets"]["findings"] == 0 and results["secrets"]["service_files"] > 0
+    # a task's log stays readable through the API once its worker host is dead (the copy on another
+    # api-server host); RabbitMQ's user changes reach the log host (issue 22)
+    assert results["task_logs"]["read"] and results["task_logs"]["copied_to"], results["task_logs"]
+    assert results["auth"]["rabbitmq_changes_on_log_host"] == results["auth"]["rabbitmq_changes"] == 3
     # no acknowledged commit lost in any partition, every member healthy again without repair
     for scenario, figures in results["partition"].items():
         if scenario == "rabbitmq_left_paused":  # no writer: the timer's restart of a node left paused

@@ -59,6 +59,30 @@ def test_the_full_topology_logs_to_the_monitoring_host(tls_render_state_file):
     assert 'target="192.168.83.160"' in conf and 'StreamDriverPermittedPeers="monitor1.airflow.internal"' in conf
 
 
+def test_worker_hosts_send_task_log_lines_to_the_other_api_servers(tls_render_state_file, tmp_path):
+    conf = tls_render_state_file("af1", "compact", "logs.forward", "logs-forward-config")
+    for pattern in ("task_id=*/attempt=*.log", "task_id=*/map_index=*/attempt=*.log"):
+        assert f'File="/opt/airflow/logs/dag_id=*/run_id=*/{pattern}" Tag="airflow-task"' in conf
+    # to af2 (the other api-server host) on the port map's task_logs port, never to itself
+    assert 'name="airflow-ha-task-logs-af2"' in conf and 'target="10.83.0.22" port="6515"' in conf
+    assert "airflow-ha-task-logs-af1" not in conf
+    rsyslog_check(conf, tmp_path)
+    # a database host runs no worker: no task logs tailed, RabbitMQ's log instead
+    db = tls_render_state_file("db2", "compact", "logs.forward", "logs-forward-config")
+    assert "airflow-task" not in db and 'File="/var/log/rabbitmq/rabbit@*.log" Tag="rabbitmq"' in db
+
+
+def test_api_server_hosts_take_copies_from_worker_and_triggerer_hosts_only(tls_render_state_file, tls_compiled_sls,
+                                                                           tmp_path):
+    conf = tls_render_state_file("af2", "compact", "logs.task_log_copies", "logs-task-log-copies-config")
+    assert 'input(type="imtcp" port="6515" ruleset="airflow-ha-task-log-copies"' in conf
+    assert 'PermittedPeer=["af1.lab.internal", "af2.lab.internal"]' in conf
+    assert 'string="/opt/airflow/logs/%$.path%.copy"' in conf and 'fileOwner="airflow"' in conf
+    states = tls_compiled_sls("af2", "compact", "logs.task_log_copies")
+    assert {"file": "airflow-dirs"} in states["logs-task-log-copies-config"]["require"]
+    assert "logs-task-log-copies-config" not in tls_compiled_sls("db2", "compact", "logs.task_log_copies")
+
+
 def test_retention_from_pillar(tls_render_state_file):
     conf = tls_render_state_file("db3", "compact", "logs", "logs-retention")
     assert "/var/log/remote/*/*.log {" in conf
@@ -99,6 +123,8 @@ def test_postgres_logs_connections_and_ddl_once():
     ({"retention_days": "a year"}, 'pillar logs:retention_days is "a year": give whole days'),
     ({"forward": {"max_disk_space": "lots"}}, 'pillar logs:forward:max_disk_space is "lots": give an rsyslog size'),
     ({"forward": {"resume_interval": 0}}, "pillar logs:forward:resume_interval is 0: give whole seconds from 1"),
+    ({"task_logs": {"copy_suffix": ".log"}}, 'pillar logs:task_logs:copy_suffix is ".log": give a dot and a word'),
+    ({"task_logs": {"copy_suffix": "/x"}}, 'pillar logs:task_logs:copy_suffix is "/x": give a dot and a word'),
 ])
 def test_bad_logs_pillar_fails_the_render_naming_the_key(tmp_path, setting, message):
     (tmp_path / "lab.sls").write_text(yaml.safe_dump({"logs": setting}))

@@ -11,7 +11,9 @@ inventory host's, are refused; with the receiver stopped, N messages logged
 arrive all once it is back, also when the sender itself restarted in between
 (the disk-assisted queue, saved on shutdown)."""
 
+import fnmatch
 import os
+import pwd
 import shutil
 import signal
 import stat
@@ -227,3 +229,94 @@ def test_the_queue_survives_a_restart_of_the_sender_while_the_receiver_is_down(w
         receiver.start()
     assert wait_for(lambda: len([x for x in remote_lines(work, "airflow-ha-disk") if "spooled #" in x]) == N, 60), \
         remote_lines(work, "airflow-ha-disk")
+
+
+# ------------------------------------------------------- task log copies
+TASK_PORT = 16515
+TASK_LOG = "dag_id=card_batches/run_id=manual__2026-12-03T18:00:00.123456+00:00/task_id=process/attempt=1.log"
+MAPPED_LOG = "dag_id=fan_out/run_id=scheduled__2026-12-03T00:00:00+00:00/task_id=work/map_index=7/attempt=2.log"
+
+
+@pytest.fixture(scope="module")
+def task_copies(tls_state_file_context, tls_render_state_file, work, pki, receiver):
+    """A worker host's rsyslog tailing its task log folder (logs-forward-config) and an api-server
+    host's rsyslog writing the copies (logs-task-log-copies-config), both as the states render them."""
+    tasks, copies = work / "worker-logs", work / "api-server-logs"
+    tasks.mkdir()
+    base = tls_state_file_context("af2", "compact", "logs.task_log_copies", "logs-task-log-copies-config")["logs"]
+    user = base["task_logs"]["user"] if _user_exists(base["task_logs"]["user"]) else "root"
+    receiver_ctx = dict(base, tls=pki[("cluster", "logs1.test")],
+                        task_logs=dict(base["task_logs"], port=TASK_PORT, dir=str(copies), user=user,
+                                       senders=["sender1.test"]))
+    api_server = Rsyslogd(work / "task-receiver", "",
+                          tls_render_state_file("af2", "compact", "logs.task_log_copies",
+                                                "logs-task-log-copies-config", logs=receiver_ctx))
+    spool = work / "spool" / "task-sender"
+    spool.mkdir(parents=True)
+    sender_ctx = dict(base, port=PORT, servers=[RECEIVER], spool_dir=str(spool), tls=pki[("cluster", "sender1.test")],
+                      tails_rabbitmq=False, forward=dict(base["forward"], resume_interval=1),
+                      task_logs=dict(base["task_logs"], tail=True, port=TASK_PORT, dir=str(tasks),
+                                     copies_to=[RECEIVER]))
+    dropin = tls_render_state_file("af1", "compact", "logs.forward", "logs-forward-config", logs=sender_ctx)
+    worker = Rsyslogd(work / "task-sender", 'module(load="imuxsock" SysSock.Use="off")', dropin)
+    api_server.start()
+    worker.start()
+    yield tasks, copies, api_server, worker
+    worker.stop()
+    api_server.stop()
+
+
+def _user_exists(name):
+    try:
+        pwd.getpwnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def _write_lines(path, lines):
+    path.parent.mkdir(parents=True, exist_ok=True)  # after rsyslog started: imfile must find new folders
+    with open(path, "a") as fh:
+        for line in lines:
+            fh.write(line + "\n")
+            fh.flush()
+
+
+def test_task_log_lines_are_copied_to_the_same_path_on_the_api_server(work, task_copies):
+    tasks, copies, _, _ = task_copies
+    lines = [f'{{"timestamp": "2026-12-03T18:00:0{i}.123456Z", "level": "info", "event": "batch line {i}"}}'
+             for i in range(5)]
+    long_line = '{"event": "' + "x" * 6000 + '"}'  # a traceback-sized line, under rsyslog's 8 KiB message size
+    _write_lines(tasks / TASK_LOG, lines + [long_line])
+    _write_lines(tasks / MAPPED_LOG, ['{"event": "mapped index 7"}'])
+    copy, mapped = copies / (TASK_LOG + ".copy"), copies / (MAPPED_LOG + ".copy")
+    assert wait_for(lambda: copy.exists() and len(copy.read_text().splitlines()) == 6, 30), \
+        sorted(str(p) for p in copies.rglob("*"))
+    assert copy.read_text() == (tasks / TASK_LOG).read_text()  # byte for byte, line order kept
+    # the copy's name is not one the senders tail: had a host both roles, it would not be sent on again
+    assert not fnmatch.fnmatch(copy.name, "attempt=*.log")
+    assert wait_for(lambda: mapped.exists() and mapped.read_text() == '{"event": "mapped index 7"}\n', 30)
+    assert stat.S_IMODE(copy.stat().st_mode) == 0o640 and stat.S_IMODE(copy.parent.stat().st_mode) == 0o750
+    # the log host keeps them too, each led by its path
+    assert wait_for(lambda: any(f"{TASK_LOG} " in x and "batch line 4" in x
+                                for x in remote_lines(work, "airflow-task")), 30)
+
+
+def test_the_api_server_writes_no_path_outside_airflows_log_template(work, pki, task_copies):
+    """A sender of the cluster (its certificate admitted) cannot make the receiver write elsewhere."""
+    _, copies, api_server, _ = task_copies
+    ident = pki[("cluster", "sender1.test")]
+    escape = work / "escaped.log"
+    paths = ["../escaped.log", "dag_id=a/run_id=b/task_id=c/../../../../escaped.log", "dag_id=a/evil.log",
+             "dag_id=a/run_id=b/task_id=c/attempt=1.log.sh"]
+    frames = "".join(f"<134>1 2026-12-03T18:00:00.000000+00:00 sender1 airflow-task - - - {p} forged {i}\n"
+                     for i, p in enumerate(paths))
+    good = "dag_id=a/run_id=b/task_id=c/attempt=1.log"
+    frames += f"<134>1 2026-12-03T18:00:00.000000+00:00 sender1 airflow-task - - - {good} admitted\n"
+    subprocess.run(["openssl", "s_client", "-quiet", "-no_ign_eof", "-connect", f"127.0.0.1:{TASK_PORT}", "-CAfile",
+                    ident["ca_file"], "-cert", ident["cert_file"], "-key", ident["key_file"]],
+                   input=frames.encode(), capture_output=True, timeout=30)
+    assert wait_for(lambda: (copies / (good + ".copy")).exists(), 30), (api_server.dir / "rsyslogd.out").read_text()
+    assert (copies / (good + ".copy")).read_text() == "admitted\n"
+    written = sorted(str(p.relative_to(copies)) for p in copies.rglob("*") if p.is_file())
+    assert not escape.exists() and all("forged" not in (copies / w).read_text() for w in written), written

@@ -561,7 +561,7 @@ def drill_security(inv):
 
 
 DRILLS = ["add_worker", "throughput", "card", "haproxy", "rabbitmq", "scheduler", "worker", "dags", "security",
-          "secrets", "logs", "auth", "monitoring", "alerts", "sync_cost",
+          "secrets", "logs", "task_logs", "auth", "monitoring", "alerts", "sync_cost",
           "housekeeping", "partition", "card_kills", "restore", "leader"]
 # after these the fan-out must be back to RECOVERED_SHARE of the first figure, with no restart: the
 # database failovers, where throughput once collapsed (a fan-out takes ~2 min on the lab). Not after the
@@ -607,6 +607,10 @@ def run_drill(name, inv, args):
         import drill_logs
 
         return drill_logs.drill_logs(inv)
+    if name == "task_logs":
+        import drill_task_logs
+
+        return drill_task_logs.drill_task_logs(inv)
     if name == "auth":
         return drill_auth.drill_auth(inv)
     if name == "monitoring":

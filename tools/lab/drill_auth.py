@@ -21,6 +21,9 @@ FAB auth manager and the ldap role's slapd.
   each login and refused login of the drill, with the user, and each 403 of
   the role checks (event permission_denied: the api-server's audit plugin,
   salt/airflow/files/airflow_ha_audit.py), with the user, method and path.
+- RabbitMQ's changes (issue 22): a throwaway user made, granted nothing and
+  deleted with rabbitmqctl on a RabbitMQ host; RabbitMQ's three lines for it
+  reach the log host (salt/logs tails RabbitMQ's log).
 
 FIGURE lines: the login round trip through the VIP (median and max over every
 login), Flower's answer without credentials, the login page check, the audit
@@ -147,6 +150,30 @@ def audit_on_log_host(inv, since):
             if when and datetime.fromisoformat(when).timestamp() >= since - 1:
                 found.add((row.get("event"), row.get("owner")))
     return found
+
+
+# what RabbitMQ 3.10+ logs (rabbit_auth_backend_internal) for a user made, granted and deleted
+RABBITMQ_CHANGES = ("Created user '{user}'", "Successfully set permissions for '{user}' in virtual host '/'",
+                    "Deleted user '{user}'")
+
+
+def rabbitmq_changes_on_log_host(inv, timeout=60):
+    """A throwaway RabbitMQ user made (its password on rabbitmqctl's standard input, never on a command line),
+    granted nothing on '/', deleted, on the first RabbitMQ host: ({line: found on the log host}, that host)."""
+    host, user = lab.roles(inv, "rabbitmq")[0], f"drill-{int(time.time())}"
+    lab.run(host, f"head -c 18 /dev/urandom | base64 | rabbitmqctl add_user {user} >/dev/null && "
+                  f"rabbitmqctl set_permissions -p / {user} '^$' '^$' '^$' >/dev/null && "
+                  f"rabbitmqctl delete_user {user} >/dev/null")
+    wanted = [line.format(user=user) for line in RABBITMQ_CHANGES]
+    found, started = {}, time.monotonic()
+    while time.monotonic() - started < timeout:
+        text = "".join(lab.run(logs, f"cat /var/log/remote/{host}/rabbitmq.log 2>/dev/null; exit 0").stdout
+                       for logs in lab.roles(inv, "logs"))
+        found = {line: line in text for line in wanted}
+        if all(found.values()):
+            break
+        time.sleep(2)
+    return found, host
 
 
 def salt_durations(master, target, sls):
@@ -284,6 +311,10 @@ def drill_auth(inv):
     print(f"FIGURE drill auth: audit log since the drill began: "
           + ", ".join(f"{event} {len(v)}x by {owner}" for (event, owner), v in sorted(rows.items())
                       if event in ("login", "login_failed", "permission_denied")), flush=True)
+    rabbit, rabbit_host = rabbitmq_changes_on_log_host(inv)
+    check(all(rabbit.values()), f"RabbitMQ's user changes on {rabbit_host} on the log host: {rabbit}", failures)
+    print(f"FIGURE drill auth: RabbitMQ user made, granted, deleted on {rabbit_host}: {sum(rabbit.values())} of "
+          f"{len(rabbit)} lines on the log host", flush=True)
     cost = auth_layer_cost(inv)
 
     median, worst = statistics.median(times), max(times)
@@ -296,4 +327,5 @@ def drill_auth(inv):
         raise AssertionError(f"drill auth: {len(failures)} checks failed: {failures}")
     return {"login_median_ms": round(median * 1000), "login_max_ms": round(worst * 1000), "logins": len(times),
             "flower_without_credentials": flower_anon, "login_page": page, "permission_denied_rows": denied_rows,
-            "audit_pairs_on_log_host": len(wanted) - len(missing), "audit_pairs": len(wanted), "auth_layer": cost}
+            "audit_pairs_on_log_host": len(wanted) - len(missing), "audit_pairs": len(wanted), "auth_layer": cost,
+            "rabbitmq_changes_on_log_host": sum(rabbit.values()), "rabbitmq_changes": len(rabbit)}
