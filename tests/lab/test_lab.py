@@ -133,6 +133,8 @@ def test_drills_recover_with_no_lost_work(lab, capfd):
     assert results["security"]["tls_refused"] == len(drill.TLS_REFUSALS)  # TLS is on by default
     # no secret in the master's job cache or logs nor outside its services' files (drill_secrets raises)
     assert results["secrets"]["findings"] == 0 and results["secrets"]["service_files"] > 0
+    # no card number (PAN) in what the log host received, once the drill's planted test number is found and removed
+    assert results["logs"]["pan_found"] == 0 and results["logs"]["pan_files"] > 0
     # no acknowledged commit lost in any partition, every member healthy again without repair
     for scenario, figures in results["partition"].items():
         if scenario == "rabbitmq_left_paused":  # no writer: the timer's restart of a node left paused
