@@ -5,6 +5,8 @@
 # the port map's port and writes <remote_dir>/<host>/<program>.log (0700
 # directories, 0600 files, root); logrotate keeps logs:retention_days days.
 # It forwards its own logs too (logs.forward, every host), to itself.
+# airflow-ha-pan-scan (logs:pan_scan_script) searches what it received for
+# card numbers (PAN) and prints them masked.
 {%- if logs.tls_fix %}
 logs-needs-tls:
   test.fail_without_changes:
@@ -60,4 +62,14 @@ logs-retention:
     - check_cmd: logrotate -d
     - require:
       - pkg: logs-rsyslog-packages
+
+logs-pan-scan-script:
+  # run by hand or by the logs drill (docs/logs.md); its default directory is
+  # the default remote_dir: give another one on its command line
+  file.managed:
+    - name: {{ logs.pan_scan_script | json }}
+    - source: salt://logs/files/airflow-ha-pan-scan.py
+    - user: root
+    - group: root
+    - mode: '0700'
 {%- endif %}

@@ -137,6 +137,8 @@ def test_drills_recover_with_no_lost_work(lab, capfd):
     # api-server host); RabbitMQ's user changes reach the log host (issue 22)
     assert results["task_logs"]["read"] and results["task_logs"]["copied_to"], results["task_logs"]
     assert results["auth"]["rabbitmq_changes_on_log_host"] == results["auth"]["rabbitmq_changes"] == 3
+    # no card number (PAN) in what the log host received, once the drill's planted test number is found and removed
+    assert results["logs"]["pan_found"] == 0 and results["logs"]["pan_files"] > 0
     # no acknowledged commit lost in any partition, every member healthy again without repair
     for scenario, figures in results["partition"].items():
         if scenario == "rabbitmq_left_paused":  # no writer: the timer's restart of a node left paused

@@ -1,8 +1,9 @@
 """What the logs states write (issue 22), rendered as the states render it: the
 central log host admits the inventory's hosts by their certificates' names and
 files by the inventory name of the source address; every host forwards to the
-log host of the inventory over TLS with a disk-assisted queue; bad pillar
-fails the render naming the key; without TLS the role refuses to apply."""
+log host of the inventory over TLS with a disk-assisted queue; the log host
+gets the root-only PAN scan; bad pillar fails the render naming the key;
+without TLS the role refuses to apply."""
 
 import shutil
 import subprocess
@@ -104,6 +105,15 @@ def test_states_keep_a_root_only_key_copy_and_restart_on_new_material(tls_compil
     assert {"service": "logs-rsyslog-running"} in states["logs-receiver-config"]["watch_in"]
 
 
+@pytest.mark.parametrize("os_name", ["debian12", "rocky9"])
+def test_the_log_host_gets_the_root_only_pan_scan(tls_compiled_sls, os_name):
+    state = tls_compiled_sls("db3", "compact", "logs", os_name=os_name)["logs-pan-scan-script"]
+    assert state["fun"] == "file.managed"
+    assert (state["name"], state["source"], state["user"], state["group"], state["mode"]) == (
+        "/usr/local/sbin/airflow-ha-pan-scan", "salt://logs/files/airflow-ha-pan-scan.py", "root", "root", "0700")
+    assert "logs-pan-scan-script" not in tls_compiled_sls("af1", "compact", "logs.forward", os_name=os_name)
+
+
 def test_without_tls_the_log_host_and_the_senders_refuse_to_apply(compiled_sls):
     assert compiled_sls("db3", "compact", "logs")["logs-needs-tls"]["fun"] == "test.fail_without_changes"
     assert "logs-forward-needs-tls" in compiled_sls("af1", "compact", "logs.forward")
@@ -125,6 +135,8 @@ def test_postgres_logs_connections_and_ddl_once():
     ({"forward": {"resume_interval": 0}}, "pillar logs:forward:resume_interval is 0: give whole seconds from 1"),
     ({"task_logs": {"copy_suffix": ".log"}}, 'pillar logs:task_logs:copy_suffix is ".log": give a dot and a word'),
     ({"task_logs": {"copy_suffix": "/x"}}, 'pillar logs:task_logs:copy_suffix is "/x": give a dot and a word'),
+    ({"pan_scan_script": "airflow-ha-pan-scan"}, 'pillar logs:pan_scan_script is "airflow-ha-pan-scan": give an '
+                                                 'absolute path'),
 ])
 def test_bad_logs_pillar_fails_the_render_naming_the_key(tmp_path, setting, message):
     (tmp_path / "lab.sls").write_text(yaml.safe_dump({"logs": setting}))

@@ -15,11 +15,19 @@ log host is down is lost, and what arrives is root-only.
 4. a second batch, sent while the log host is up, each message carrying its
    send time: the delivery delay is the log host's receive time (the first
    field of each line) minus that; p95 over all of them;
-5. everything under /var/log/remote: directories 0700, files 0600, root.
+5. everything under /var/log/remote: directories 0700, files 0600, root;
+6. the PAN scan (salt/logs/files/airflow-ha-pan-scan.py, installed by the
+   logs state): one sender logs a public test card number (``logger -t
+   pan-drill-<run>``); once it is in /var/log/remote/<host>/pan-drill-<run>.log
+   the scan on each log host must report it there, masked, and exit 1 (the
+   check can fail); that file deleted, a second scan of the whole remote dir
+   must find nothing (exit 0).
 
 Prints ``FIGURE drill logs: sent S received R across a log host outage of T s;
-delivery delay p95 X s with the log host up`` and raises AssertionError when
-R != S (or a mode is wrong). About 1-2 minutes.
+delivery delay p95 X s with the log host up`` and ``FIGURE drill logs PAN
+scan: N files, M lines on the log host: 0 PAN-like numbers ...``, and raises
+AssertionError when R != S, a mode is wrong, the planted number is not found
+or anything else is (naming the masked findings). About 1-2 minutes.
 """
 
 import json
@@ -40,7 +48,13 @@ K = 20           # messages per host during the outage
 UP_BATCH = 20    # messages per host with the log host up (the delay figure)
 OUTAGE_S = 20    # how long the log host stays down after the last message was logged
 ARRIVAL_TIMEOUT = 120
-REMOTE_DIR = yaml.safe_load((REPO / "salt" / "logs" / "defaults.yaml").read_text())["remote_dir"]
+DEFAULTS = yaml.safe_load((REPO / "salt" / "logs" / "defaults.yaml").read_text())
+REMOTE_DIR = DEFAULTS["remote_dir"]
+PAN_SCAN = DEFAULTS["pan_scan_script"]
+# a public test card number (Visa's, in every payment provider's docs): never printed whole by the drill
+TEST_PAN = "4111111111111111"
+PAN_ARRIVAL_TIMEOUT = 60
+PAN_SCAN_TIMEOUT = 900  # every file under the remote dir, .gz copies too
 STOP = "systemctl stop syslog.socket 2>/dev/null; systemctl stop rsyslog.service"
 START = "systemctl start rsyslog.service"
 # the tag as forwarded (RFC 5424: the app name alone; legacy syslog: ``tag[pid]:``)
@@ -123,6 +137,94 @@ def salt_audit_arrived(inv, master, marker):
     return new, rets
 
 
+PAN_FINDING = re.compile(r"^(.+):(\d+): PAN-like number (\d{6}…\d{4}) \((\w+)\)$")
+PAN_SUMMARY = re.compile(r"^scanned (\d+) files, (\d+) lines: (\d+) PAN-like numbers$")
+
+
+def masked(pan):
+    """The scan's masking (first 6, last 4 digits)."""
+    return f"{pan[:6]}…{pan[-4:]}"
+
+
+def parse_pan_scan(stdout):
+    """{files, lines, found, findings: [(path, line number, masked number, scheme, the line as printed)]} of
+    airflow-ha-pan-scan's output; ValueError without its summary line (the scan did not finish)."""
+    findings, summary = [], None
+    for line in stdout.splitlines():
+        if m := PAN_FINDING.match(line):
+            findings.append((m.group(1), int(m.group(2)), m.group(3), m.group(4), line))
+        elif m := PAN_SUMMARY.match(line):
+            summary = m
+    if summary is None:
+        raise ValueError(f"no summary line in the PAN scan's output: {stdout[-500:]!r}")
+    files, lines, found = (int(g) for g in summary.groups())
+    if found != len(findings):
+        raise ValueError(f"the PAN scan counts {found} findings but printed {len(findings)}")
+    return {"files": files, "lines": lines, "found": found, "findings": findings}
+
+
+def planted_problems(rc, scan, planted_path, pan=TEST_PAN):
+    """What is wrong with the scan that must report the planted number in ``planted_path``, and only it."""
+    problems = []
+    planted = [f for f in scan["findings"] if f[0] == planted_path]
+    if not planted:
+        problems.append(f"the PAN scan did not report the planted test number in {planted_path}")
+    problems += [f"the PAN scan reported {f[4]!r}, not the planted {masked(pan)} (Visa)" for f in planted
+                 if (f[2], f[3]) != (masked(pan), "Visa")]
+    problems += [f"PAN-like number outside the planted file: {f[4]}" for f in scan["findings"]
+                 if f[0] != planted_path]
+    if rc != 1:
+        problems.append(f"the PAN scan exited {rc} with a finding, not 1")
+    return problems
+
+
+def clean_problems(rc, scan):
+    """What is wrong with the scan that must find nothing (the planted file deleted)."""
+    problems = [f"PAN-like number on the log host: {f[4]}" for f in scan["findings"]]
+    if rc != 0 and not problems:
+        problems.append(f"the PAN scan exited {rc} with no finding, not 0 (a file it could not read?)")
+    return problems
+
+
+def pan_scan(server):
+    """(exit status, parsed output) of the installed scan over the log host's remote dir."""
+    proc = run(server, f"{PAN_SCAN} {REMOTE_DIR}", check=False, timeout=PAN_SCAN_TIMEOUT)
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"{server}: {PAN_SCAN} exited {proc.returncode}: {proc.stderr.strip()[-500:]}")
+    return proc.returncode, parse_pan_scan(proc.stdout)
+
+
+def drill_pan_scan(servers, sender, run_id):
+    """Plant the test number through ``sender``'s log, find it with the scan on every log host, delete it,
+    scan again: {files, lines, found} of the second scans, summed over the log hosts."""
+    tag = f"pan-drill-{run_id}"
+    planted_path = f"{REMOTE_DIR}/{sender}/{tag}.log"
+    # the number in two halves: whole only in the logged line, never in a command line or an error of run()
+    half = len(TEST_PAN) // 2
+    run(sender, f'a={TEST_PAN[:half]}; b={TEST_PAN[half:]}; logger -t {tag} "drill {run_id} card $a$b in a log line"')
+    try:
+        for server in servers:
+            deadline = time.monotonic() + PAN_ARRIVAL_TIMEOUT
+            while run(server, f"test -s {planted_path}", check=False).returncode:
+                assert time.monotonic() < deadline, \
+                    f"{server}: {planted_path} not there {PAN_ARRIVAL_TIMEOUT} s after the test number was logged"
+                time.sleep(1)
+            rc, scan = pan_scan(server)
+            problems = planted_problems(rc, scan, planted_path)
+            assert not problems, f"{server}: " + "; ".join(problems)
+    finally:
+        for server in servers:
+            run(server, f"rm -f {planted_path}", check=False)
+    totals = {"files": 0, "lines": 0, "found": 0}
+    for server in servers:
+        rc, scan = pan_scan(server)
+        problems = clean_problems(rc, scan)
+        assert not problems, f"{server}: " + "; ".join(problems)
+        for key in totals:
+            totals[key] += scan[key]
+    return totals
+
+
 def drill_logs(inv):
     servers = roles(inv, "logs")
     assert servers, "no host of the inventory has the logs role"
@@ -173,7 +275,12 @@ def drill_logs(inv):
         f"{len(senders) * UP_BATCH - len(delays)} messages sent with the log host up never arrived (run {run_id})"
     problems = modes_problems(inv)
     assert not problems, "; ".join(problems)
-    return {"sent": sent, "received": received, "outage_s": round(outage, 1), "delay_p95_s": p95}
+
+    pan = drill_pan_scan(servers, senders[0], run_id)
+    print(f"FIGURE drill logs PAN scan: {pan['files']} files, {pan['lines']} lines on the log host: "
+          f"{pan['found']} PAN-like numbers (the planted test PAN found and removed)", flush=True)
+    return {"sent": sent, "received": received, "outage_s": round(outage, 1), "delay_p95_s": p95,
+            "pan_files": pan["files"], "pan_lines": pan["lines"], "pan_found": pan["found"]}
 
 
 if __name__ == "__main__":
