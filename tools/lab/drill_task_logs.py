@@ -109,6 +109,10 @@ def drill_task_logs(inv):
         subprocess.run(["lxc-start", "-n", d.container(worker)], check=True)
     d.wait(lambda: d.running(worker), 60, f"{worker} back")
     d.wait(lambda: units_settled(worker), 300, f"the start jobs of {worker} done, its Airflow units active")
+    if worker in d.roles(inv, "webserver"):  # its api-server takes ~50 s to listen after its unit started
+        health = f"http://127.0.0.1:{d.port('webserver', 'api-server')}/api/v2/monitor/health"
+        d.wait(lambda: d.run(worker, f"curl -sf -o /dev/null -m 5 {health}", check=False).returncode == 0, 300,
+               f"the api-server of {worker} answering")
     print(f"FIGURE drill task_logs: {TASK} ran on {worker}; its log copied to {', '.join(others)} within "
           f"{copy_delay:.1f} s (same sha256, {original[1]} bytes); {worker} killed, the log read through the VIP "
           f"{read_after:.0f} s later, its run id line in it", flush=True)
