@@ -58,6 +58,29 @@ logs-forward-config:
       - pkg: logs-rsyslog-packages
       - file: logs-forward-spool-dir
 
+{%- if logs.read_journal %}
+
+logs-journald-no-syslog-forward:
+  # rsyslog reads the journal (imjournal in logs-forward-config): the socket copy would double every line
+  file.managed:
+    - name: /etc/systemd/journald.conf.d/60-airflow-ha-rsyslog-reads-journal.conf
+    - makedirs: True
+    - mode: '0644'
+    - contents: |
+        # Managed by Salt (logs.forward): rsyslog reads the journal itself (imjournal).
+        [Journal]
+        ForwardToSyslog=no
+    # after rsyslog runs with imjournal: a few lines twice on the switch rather than a gap
+    - require:
+      - service: logs-rsyslog-running
+
+logs-journald-running:
+  service.running:
+    - name: systemd-journald
+    - watch:
+      - file: logs-journald-no-syslog-forward
+{%- endif %}
+
 logs-rsyslog-running:
   service.running:
     - name: {{ logs.service }}

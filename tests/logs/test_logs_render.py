@@ -84,6 +84,20 @@ def test_api_server_hosts_take_copies_from_worker_and_triggerer_hosts_only(tls_r
     assert "logs-task-log-copies-config" not in tls_compiled_sls("db2", "compact", "logs.task_log_copies")
 
 
+def test_debian_rsyslog_reads_the_journal_itself_redhat_already_does(tls_render_state_file, tls_compiled_sls):
+    debian = tls_render_state_file("af1", "compact", "logs.forward", "logs-forward-config")
+    assert 'module(load="imjournal" StateFile="/var/spool/rsyslog/imjournal.state" IgnorePreviousMessages="on"' \
+        in debian
+    states = tls_compiled_sls("af1", "compact", "logs.forward")
+    assert "ForwardToSyslog=no" in states["logs-journald-no-syslog-forward"]["contents"]
+    assert {"service": "logs-rsyslog-running"} in states["logs-journald-no-syslog-forward"]["require"]
+    # Rocky's rsyslog.conf loads imjournal: a second load would fail rsyslog's config check
+    rocky = tls_render_state_file("af1", "compact", "logs.forward", "logs-forward-config", os_name="rocky9")
+    assert "imjournal" not in rocky
+    assert "logs-journald-no-syslog-forward" not in tls_compiled_sls("af1", "compact", "logs.forward",
+                                                                     os_name="rocky9")
+
+
 def test_retention_from_pillar(tls_render_state_file):
     conf = tls_render_state_file("db3", "compact", "logs", "logs-retention")
     assert "/var/log/remote/*/*.log {" in conf

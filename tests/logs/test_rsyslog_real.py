@@ -82,7 +82,8 @@ def templates(tls_state_file_context, tls_render_state_file, work, pki):
     senders = {}
     for ident in (("cluster", "sender1.test"), ("other", "sender1.test"), ("cluster", "stranger.test")):
         spool = work / "spool" / "-".join(ident)
-        ctx = dict(base, port=PORT, servers=[RECEIVER], spool_dir=str(spool), tls=pki[ident],
+        # read_journal off: a test sender must not read this machine's journal (the lab's do, imjournal)
+        ctx = dict(base, port=PORT, servers=[RECEIVER], spool_dir=str(spool), tls=pki[ident], read_journal=False,
                    forward=dict(base["forward"], resume_interval=1))
         senders[ident] = (tls_render_state_file("af1", "compact", "logs.forward", "logs-forward-config", logs=ctx),
                           spool)
@@ -254,7 +255,7 @@ def task_copies(tls_state_file_context, tls_render_state_file, work, pki, receiv
     spool = work / "spool" / "task-sender"
     spool.mkdir(parents=True)
     sender_ctx = dict(base, port=PORT, servers=[RECEIVER], spool_dir=str(spool), tls=pki[("cluster", "sender1.test")],
-                      tails_rabbitmq=False, forward=dict(base["forward"], resume_interval=1),
+                      tails_rabbitmq=False, read_journal=False, forward=dict(base["forward"], resume_interval=1),
                       task_logs=dict(base["task_logs"], tail=True, port=TASK_PORT, dir=str(tasks),
                                      copies_to=[RECEIVER]))
     dropin = tls_render_state_file("af1", "compact", "logs.forward", "logs-forward-config", logs=sender_ctx)

@@ -3,12 +3,21 @@ log host is down is lost, and what arrives is root-only.
 
     .venv/bin/python tools/lab/drill.py logs
 
-1. rsyslog stopped on the log host(s) (role logs; its socket too on Debian,
-   or journald's forwarding would start it again);
+0. the log volume figure: how fast each host's files on the log host grow
+   over a minute of the lab as it is, per hour;
+1. rsyslog stopped on the log host(s) (role logs; its socket too);
 2. on every other host K messages ``logger -t airflow-ha-drill`` and one
    authpriv event (``logger -p authpriv.notice``, as sshd and sudo log), and a
    Salt job from the master (``test.echo``): the audit engine's ``job new``
    line and one ``job ret`` line per minion (salt/_engines/airflow_ha_audit.py);
+   a run of the smoke DAG (conf ``{"drill": marker}``), waited for: Airflow's
+   audit row ``trigger_dag_run`` with the marker (PostgreSQL's log through
+   Patroni's journal) and the task's log line with the run id
+   (airflow-task.log); an SSH login to the card target from a worker host
+   with the workers' key (sshd's ``Accepted publickey ... port P`` line, P the
+   client's port it echoes back). In the compact lab the card target is the
+   log host itself: its sshd line is read from the journal once rsyslog is
+   back (imjournal, salt/logs);
 3. rsyslog started again after the outage; within 120 s every message must be
    in /var/log/remote/<host>/airflow-ha-drill.log on a log host (<host> the
    inventory name: the receiver names a sender by its address);
@@ -32,6 +41,7 @@ or anything else is (naming the masked findings). About 1-2 minutes.
 
 import json
 import re
+import shlex
 import time
 import uuid
 from datetime import datetime
@@ -39,7 +49,7 @@ from pathlib import Path
 
 import yaml
 
-from drill import roles, run
+from drill import airflow_api, roles, run
 from drill_throughput import percentile
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,6 +58,7 @@ K = 20           # messages per host during the outage
 UP_BATCH = 20    # messages per host with the log host up (the delay figure)
 OUTAGE_S = 20    # how long the log host stays down after the last message was logged
 ARRIVAL_TIMEOUT = 120
+VOLUME_S = 60    # the idle window the log volume figure is measured over
 DEFAULTS = yaml.safe_load((REPO / "salt" / "logs" / "defaults.yaml").read_text())
 REMOTE_DIR = DEFAULTS["remote_dir"]
 PAN_SCAN = DEFAULTS["pan_scan_script"]
@@ -135,6 +146,46 @@ def salt_audit_arrived(inv, master, marker):
                 if ret["jid"] in jids:
                     rets.add(ret["minion"])
     return new, rets
+
+
+def log_volume(inv, seconds=VOLUME_S):
+    """Bytes per hour each host's logs grow on the log hosts, over ``seconds`` of the lab as it is (idle)."""
+    def sizes():
+        total = {}
+        for server in roles(inv, "logs"):
+            out = run(server, f"cd {REMOTE_DIR} && du -sb --apparent-size -- */", check=False).stdout
+            for line in out.splitlines():
+                size, host = line.split(None, 1)
+                total[host.rstrip("/")] = total.get(host.rstrip("/"), 0) + int(size)
+        return total
+    before = sizes()
+    time.sleep(seconds)
+    after = sizes()
+    return {host: (after[host] - before.get(host, 0)) * 3600 / seconds for host in sorted(after)}
+
+
+def card_target_login(inv):
+    """An SSH login to the card target as the card DAG's account, with the workers' key, from a worker host:
+    (card target host, sshd's line for it). The client's source port, echoed back, names the session."""
+    worker, target = roles(inv, "worker")[0], roles(inv, "card_target")[0]
+    card = yaml.safe_load((REPO / "salt" / "card" / "defaults.yaml").read_text())["target"]
+    ip = inv["hosts"][target]["ip"]
+    out = run(worker, f"runuser -u airflow -- ssh -i /opt/airflow/.ssh/card_target -o BatchMode=yes "
+                      f"-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR "
+                      f"{card['user']}@{ip} 'echo $SSH_CLIENT'").stdout.split()
+    return target, f"Accepted publickey for {card['user']} from {out[0]} port {out[1]} "
+
+
+def events_arrived(inv, events):
+    """{name: found} of ``events``: {name: (host, program, texts)}, found when one line of
+    <remote_dir>/<host>/<program>.log on a log host holds every one of the fixed ``texts`` (host "*": any)."""
+    found = {}
+    for name, (host, program, texts) in events.items():
+        host = "*" if host == "*" else shlex.quote(host)
+        script = f"grep -hF -- {shlex.quote(texts[0])} {REMOTE_DIR}/{host}/{shlex.quote(program)}.log 2>/dev/null"
+        script += "".join(f" | grep -F -- {shlex.quote(text)}" for text in texts[1:]) + " | grep -q ."
+        found[name] = any(run(server, script, check=False).returncode == 0 for server in roles(inv, "logs"))
+    return found
 
 
 PAN_FINDING = re.compile(r"^(.+):(\d+): PAN-like number (\d{6}…\d{4}) \((\w+)\)$")
@@ -234,6 +285,12 @@ def drill_logs(inv):
     master = next(iter(inv["hosts"]))
     assert master not in servers, "the master is a log host: its Salt audit lines would not be forwarded"
 
+    volume = log_volume(inv)
+    print("FIGURE drill logs: log volume on the idle lab per host per hour: "
+          + ", ".join(f"{host} {size / 1e6:.1f} MB" for host, size in volume.items()), flush=True)
+
+    airflow_ha, api = airflow_api(inv)
+    marker = f"drill-{run_id}"
     down = time.monotonic()
     for server in servers:
         run(server, STOP)
@@ -241,19 +298,31 @@ def drill_logs(inv):
         for host in senders:
             run(host, emit_script(run_id, "outage", host, K, auth=True))
         # a Salt job meanwhile: its audit lines wait in the master's queue like any other line
-        marker = f"drill-{run_id}"
         answered = salt_job(master, marker)
+        # a DAG run (Airflow's audit row, through the DB leader's log, and its task's log) and an SSH login to
+        # the card target (in the compact lab the log host itself: its own journal, read again once rsyslog is back)
+        dag_run_id = airflow_ha.trigger_dag("airflow_ha_smoke", conf={"drill": marker}, **api)
+        dag_run = airflow_ha.wait_dag_run("airflow_ha_smoke", dag_run_id, timeout=180, **api)
+        card_target, login_line = card_target_login(inv)
         time.sleep(OUTAGE_S)
     finally:
         for server in servers:
             run(server, START)
     outage = time.monotonic() - down
     assert answered, f"the Salt job during the outage ran on no minion (test.echo {marker})"
-    sent = len(senders) * (K + 1) + 1 + len(answered)  # the messages, the job's new line and a ret per minion
+    worker = dag_run["tasks"]["report_host"]["hostname"].split(".")[0]
+    # Airflow's audit row comes through the PostgreSQL leader's log (any member's: the leader may have moved)
+    events = {"DAG run audit row": ("*", "patroni", [marker, '"event": "trigger_dag_run"']),
+              "task log line": (worker, "airflow-task", [f"for run {dag_run_id}"]),
+              "card target SSH login": (card_target, "sshd", [login_line])}
+    # the messages, the job's new line, a ret per minion, the events
+    sent = len(senders) * (K + 1) + 1 + len(answered) + len(events)
     deadline = time.monotonic() + ARRIVAL_TIMEOUT
     while True:
         new, rets = salt_audit_arrived(inv, master, marker)
-        received = len(delivered(arrived(inv, run_id), "outage", senders)) + min(new, 1) + len(rets & set(answered))
+        seen = events_arrived(inv, events)
+        received = (len(delivered(arrived(inv, run_id), "outage", senders)) + min(new, 1)
+                    + len(rets & set(answered)) + sum(seen.values()))
         if received >= sent or time.monotonic() > deadline:
             break
         time.sleep(2)
@@ -267,10 +336,12 @@ def drill_logs(inv):
     delays = [max(0.0, rcv - snt) for d, p, s, n, snt, rcv in found if p == "up" and s == d and snt is not None]
     p95 = percentile(delays, 0.95)
     print(f"FIGURE drill logs: sent {sent} received {received} across a log host outage of {outage:.0f} s "
-          f"(Salt job test.echo {marker}: its audit line and {len(rets & set(answered))} of {len(answered)} returns among them); "
-          f"delivery delay p95 {p95 if p95 is None else round(p95, 2)} s with the log host up")
+          f"(Salt job test.echo {marker}: its audit line and {len(rets & set(answered))} of {len(answered)} returns "
+          f"among them; DAG run {dag_run_id} {dag_run['state']} on {worker}: "
+          + ", ".join(f"{name} {'arrived' if ok else 'MISSING'}" for name, ok in seen.items())
+          + f"); delivery delay p95 {p95 if p95 is None else round(p95, 2)} s with the log host up")
     assert received == sent, (f"{sent - received} of {sent} messages logged while the log host was down never "
-                              f"arrived (run {run_id})")
+                              f"arrived (run {run_id}; events {seen})")
     assert len(delays) == len(senders) * UP_BATCH, \
         f"{len(senders) * UP_BATCH - len(delays)} messages sent with the log host up never arrived (run {run_id})"
     problems = modes_problems(inv)
@@ -280,6 +351,7 @@ def drill_logs(inv):
     print(f"FIGURE drill logs PAN scan: {pan['files']} files, {pan['lines']} lines on the log host: "
           f"{pan['found']} PAN-like numbers (the planted test PAN found and removed)", flush=True)
     return {"sent": sent, "received": received, "outage_s": round(outage, 1), "delay_p95_s": p95,
+            "events": seen, "volume_bytes_per_hour": volume,
             "pan_files": pan["files"], "pan_lines": pan["lines"], "pan_found": pan["found"]}
 
 
