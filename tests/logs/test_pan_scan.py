@@ -110,6 +110,18 @@ def test_longer_runs_and_digits_glued_to_letters_are_not_found(scan):
     assert [d for _, d, _ in scan.find_pans(f"ref12-{pan}")] == [pan]
 
 
+def test_the_parts_of_a_decimal_number_are_not_found(scan):
+    """The lab's false finding: a float's 15-digit fraction with Amex's prefix that passed Luhn."""
+    fraction = with_check_digit("34849612345438")
+    assert len(fraction) == 15 and scan.luhn_ok(fraction) and scan.scheme_of(fraction) == "Amex"
+    assert [d for _, d, _ in scan.find_pans(f"took {fraction} s")] == [fraction]  # alone it is PAN-like
+    for text in (f"duration 0.{fraction} s", f"ts=1764806400.{fraction}", f'"t": 12.{fraction}}}',
+                 f"{fraction}.5 ms"):
+        assert scan.find_pans(text) == [], text
+    # a full stop after a number ends the sentence: still found
+    assert [d for _, d, _ in scan.find_pans(f"card {fraction}. Next")] == [fraction]
+
+
 def test_mixed_separators_or_double_spaces_do_not_make_one_number(scan):
     assert scan.find_pans("4111 1111-1111 1111") == []
     assert scan.find_pans("4111  1111  1111  1111") == []

@@ -494,13 +494,17 @@ def test_drill_auth_follows_secrets_and_runs_from_this_machine():
     sys.path.insert(0, str(REPO / "tools" / "lab"))
     import drill
 
-    # the logs drill (issue 22) runs between them: it only restarts rsyslog on the log host
-    assert drill.DRILLS[drill.DRILLS.index("secrets") + 1:][:2] == ["logs", "auth"]
+    # the logs drills (issue 22) run between them: logs restarts rsyslog on the log host, task_logs kills a
+    # worker host and waits until it is back, its api-server answering
+    assert drill.DRILLS[drill.DRILLS.index("secrets") + 1:][:3] == ["logs", "task_logs", "auth"]
     source = (REPO / "tools" / "lab" / "drill_auth.py").read_text()
     for word in ("lxc-attach", "lxc_execute", "module_on(", "/srv/airflow-ha", "vagrant"):
         assert word not in source, word
     runs = re.findall(r"lab\.run\((\w+), f?\"(\S+)", source)
-    assert runs and all((host, cmd) in {("master", "salt"), ("host", "grep")} for host, cmd in runs), runs
+    # salt on the master; on the log hosts a grep of the audit trail and a read of RabbitMQ's lines; on a
+    # RabbitMQ host the throwaway user's rabbitmqctl commands (its password from /dev/urandom on stdin)
+    assert runs and all((host, cmd) in {("master", "salt"), ("host", "grep"), ("logs", "cat"), ("host", "head")}
+                        for host, cmd in runs), runs
     assert "for host in lab.roles(inv, \"logs\")" in source  # the grep runs on the log hosts only
 
 

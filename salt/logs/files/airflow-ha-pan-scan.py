@@ -16,7 +16,8 @@ scan is incomplete).
 
 PAN-like: 13-19 digits, written together or in groups split by single spaces
 or single dashes (one kind per number: 4111 1111 1111 1111,
-4111-1111-1111-1111), not glued to a letter or another digit, that pass the
+4111-1111-1111-1111), not glued to a letter, another digit or a decimal
+point (the fraction or whole part of a decimal number), that pass the
 Luhn check AND start with the issuer prefix of a card scheme at a length that
 scheme issues (SCHEMES). The card target (salt/card_target/files/
 card-process-batch.py, pan_like) is stricter on purpose: any Luhn-valid 13-19
@@ -95,14 +96,26 @@ def find_pans(text):
     return found
 
 
+def glued(text, i, step):
+    """Whether the character at ``i`` glues a digit run to more: a letter, or a decimal point with a digit
+    beyond it (the fraction of 1764806400.348496123454389 or 0.3484961234543891 is no card number: the lab's
+    logs are full of such floats, and one 15-16 digit fraction in ten passes Luhn)."""
+    if not 0 <= i < len(text):
+        return False
+    if text[i].isalnum():
+        return True
+    beyond = i + step
+    return text[i] == "." and 0 <= beyond < len(text) and text[beyond].isdigit()
+
+
 def pans_in_run(text, run):
     """The PAN-like numbers of one run of digit groups: a group glued to a letter at either end is left out;
     from each group on, the longest stretch of whole groups (one kind of separator) with 13-19 digits that
     has a scheme's prefix and length and passes Luhn, the search going on after it."""
     groups = list(GROUP.finditer(text, run.start(), run.end()))
-    if run.start() > 0 and text[run.start() - 1].isalnum():
+    if glued(text, run.start() - 1, -1):
         groups = groups[1:]
-    if run.end() < len(text) and text[run.end()].isalnum():
+    if glued(text, run.end(), 1):
         groups = groups[:-1]
     found, i = [], 0
     while i < len(groups):
