@@ -1,8 +1,9 @@
 {%- from 'logs/map.jinja' import logs with context %}
 {%- from 'common/tofs.jinja' import files_switch with context %}
 # An api-server host (role webserver): rsyslog takes the task log lines the
-# worker and triggerer hosts send (logs.forward) and appends each to its path
-# in Airflow's base_log_folder here, owned by Airflow's user, so the API
+# worker and triggerer hosts send (logs.forward) and appends each to
+# <its path><copy_suffix> in Airflow's base_log_folder here (Airflow's reader
+# globs the path's name), owned by Airflow's user, so the API
 # serves a finished task's log when the worker that ran it is gone
 # (docs/logs.md). Needs pillar tls:enabled (mutual x509); on a log host the
 # receiver's file holds this listener (one imtcp module per rsyslog).

@@ -71,6 +71,8 @@ def test_worker_hosts_send_task_log_lines_to_the_other_api_servers(tls_render_st
     # a database host runs no worker: no task logs tailed, RabbitMQ's log instead
     db = tls_render_state_file("db2", "compact", "logs.forward", "logs-forward-config")
     assert "airflow-task" not in db and 'File="/var/log/rabbitmq/rabbit@*.log" Tag="rabbitmq"' in db
+    assert db.count('module(load="imfile"') == conf.count('module(load="imfile"') == 1
+    rsyslog_check(db, tmp_path)
 
 
 def test_api_server_hosts_take_copies_from_worker_and_triggerer_hosts_only(tls_render_state_file, tls_compiled_sls,
