@@ -175,6 +175,7 @@ def check_settings(settings):
         except (TypeError, ValueError):
             errors.append("pillar airflow:{} must be a positive number of seconds, got {!r}".format(
                 key, settings.get(key)))
+    errors += _execution_api_retry_errors(settings)
     if "dag_refresh_interval" in settings:  # checked when set (defaults.yaml sets it)
         try:
             if int(settings["dag_refresh_interval"]) < 1:
@@ -187,6 +188,27 @@ def check_settings(settings):
     if errors:
         raise CommandExecutionError("; ".join(errors))
     return True
+
+
+def _execution_api_retry_errors(settings):
+    """The Task SDK's retry budget ([workers] execution_api_*), checked when set."""
+    errors = []
+    waits = {}
+    for key in ("execution_api_retries", "execution_api_retry_wait_min", "execution_api_retry_wait_max"):
+        if key not in settings:
+            continue
+        try:
+            waits[key] = float(settings[key])
+            if waits[key] <= 0 or (key == "execution_api_retries" and waits[key] != int(waits[key])):
+                raise ValueError
+        except (TypeError, ValueError):
+            what = "a positive whole number" if key == "execution_api_retries" else "a positive number of seconds"
+            errors.append("pillar airflow:{} must be {}, got {!r}".format(key, what, settings[key]))
+    low, high = waits.get("execution_api_retry_wait_min"), waits.get("execution_api_retry_wait_max")
+    if low is not None and high is not None and low > high:
+        errors.append("pillar airflow:execution_api_retry_wait_min ({:g}) is above "
+                      "airflow:execution_api_retry_wait_max ({:g}): lower the min or raise the max".format(low, high))
+    return errors
 
 
 # ------------------------------------------------ limits, housekeeping (issue 20)

@@ -76,6 +76,13 @@ def test_real_airflow_reads_rendered_config(tmp_path, major):
             settings["dag_refresh_interval"])
         assert _get(major, env, "core", "auth_manager") == \
             "airflow.providers.fab.auth_manager.fab_auth_manager.FabAuthManager"
+        # the Task SDK's client, as a task's supervisor builds it, takes our retry budget (issue 19)
+        budget = subprocess.run(
+            [str(_airflow(major).with_name("python")), "-c",
+             "from airflow.sdk.api import client as c; print(c.API_RETRIES, c.API_RETRY_WAIT_MIN, c.API_RETRY_WAIT_MAX)"],
+            env=env, check=True, capture_output=True, text=True, timeout=120).stdout.split()
+        assert budget == [str(settings["execution_api_retries"]), str(float(settings["execution_api_retry_wait_min"])),
+                          str(float(settings["execution_api_retry_wait_max"]))]
     else:
         assert _get(major, env, "webserver", "web_server_port") == "48080"
         assert _get(major, env, "scheduler", "standalone_dag_processor") == "True"

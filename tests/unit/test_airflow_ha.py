@@ -98,6 +98,24 @@ def test_check_settings_names_key(key, value, words):
         airflow_ha.check_settings(dict(GOOD, **{key: value}))
 
 
+@pytest.mark.parametrize("key,value,words", [
+    ("execution_api_retries", 2.5, "airflow:execution_api_retries must be a positive whole number"),
+    ("execution_api_retries", 0, "airflow:execution_api_retries"),
+    ("execution_api_retry_wait_min", "soon", "airflow:execution_api_retry_wait_min"),
+    ("execution_api_retry_wait_max", -1, "airflow:execution_api_retry_wait_max"),
+])
+def test_check_settings_checks_the_execution_api_retries(key, value, words):
+    with pytest.raises(CommandExecutionError, match=words):
+        airflow_ha.check_settings(dict(GOOD, **{key: value}))
+
+
+def test_check_settings_refuses_a_retry_wait_min_above_its_max():
+    budget = dict(GOOD, execution_api_retries=20, execution_api_retry_wait_min=5, execution_api_retry_wait_max=10)
+    assert airflow_ha.check_settings(budget) is True
+    with pytest.raises(CommandExecutionError, match="wait_min .12. is above airflow:execution_api_retry_wait_max"):
+        airflow_ha.check_settings(dict(budget, execution_api_retry_wait_min=12))
+
+
 def test_health_parses_airflow3(monkeypatch):
     data = {"metadatabase": {"status": "healthy"}, "scheduler": {"status": "healthy"},
             "triggerer": {"status": "unhealthy"}, "dag_processor": {"status": "healthy"}}
