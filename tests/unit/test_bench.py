@@ -124,7 +124,7 @@ def test_json_document_shape():
         errors=["failures broker_stop: TimeoutError"])
     assert json.loads(json.dumps(doc)) == doc  # plain JSON
     assert set(doc) == {"schema", "started", "seconds", "argv", "lab", "single_host", "comparison", "failures",
-                        "chart", "errors"}
+                        "pgbouncer", "chart", "errors"}
     assert doc["schema"] == figures.SCHEMA and doc["seconds"] == 100.0
     row = next(r for r in doc["comparison"] if r["figure"] == "fanout_tasks_per_s")
     assert row == {"figure": "fanout_tasks_per_s", "label": "fan-out throughput (tasks/s)", "lab": 4.0,
@@ -183,3 +183,16 @@ def test_polling_through_an_outage_waits_for_an_answer_and_gives_up_at_the_deadl
     assert bench_measure.through_outage(ask, timeout=60) == "run-1"
     with pytest.raises(TimeoutError, match="HTTP 503"):
         bench_measure.through_outage(lambda: (_ for _ in ()).throw(RuntimeError("HTTP 503")), timeout=0)
+
+
+def test_pgbouncer_table_and_connection_figures():
+    import bench_pgbouncer
+
+    with_ = bench_pgbouncer.connection_figures([3, 4, 4], [5, 12, 9, 30])
+    assert with_ == {"idle": 4, "peak": 30, "median_busy": 10, "samples": 7}
+    with pytest.raises(RuntimeError, match="no sample"):
+        bench_pgbouncer.connection_figures([], [1])
+    text = figures.pgbouncer_table({"without": dict(with_, tasks_per_s=2.4), "with": {"peak": 18}})
+    peak = next(line for line in text.splitlines() if line.startswith("peak"))
+    assert peak.split()[-2:] == ["30", "18"]
+    assert bench_pgbouncer.pgbouncer_port() == 6432  # salt/airflow/defaults.yaml

@@ -25,6 +25,10 @@ machine's cores: never at once):
    continuous writer and a fan-out across a kill of the Patroni leader's
    host, and a fan-out across a stop of the RabbitMQ node leading the Celery
    queue (tools/bench/bench_lab.py says what each measures).
+4. PgBouncer (``--no-pgbouncer`` skips it): PostgreSQL's server connections
+   at a fan-out's peak, as the lab runs (no PgBouncer), then with PgBouncer
+   switched on by a highstate, then switched off again
+   (tools/bench/bench_pgbouncer.py; about 10 minutes).
 
 The DAGs are salt/dags/airflow_ha_bench.py's: ``airflow_ha_fanout`` (``--n``
 mapped trivial tasks, 200 by default) and ``airflow_ha_chain`` (20 tasks one
@@ -76,6 +80,7 @@ import bench_chart  # noqa: E402
 import bench_figures  # noqa: E402
 import bench_lab  # noqa: E402
 import bench_measure  # noqa: E402
+import bench_pgbouncer  # noqa: E402
 import bench_single  # noqa: E402
 
 OUT = REPO / ".lab" / "bench"
@@ -93,6 +98,7 @@ def parse_args(argv):
     only.add_argument("--single-only", action="store_true", help="the single-host Airflow only (no lab needed)")
     only.add_argument("--lab-only", action="store_true", help="the lab only")
     parser.add_argument("--no-failures", action="store_true", help="skip the failure runs on the lab")
+    parser.add_argument("--no-pgbouncer", action="store_true", help="skip the PgBouncer part on the lab")
     parser.add_argument("--runs", type=int, default=3, help="runs of the fan-out and chain on each side (3)")
     parser.add_argument("--failure-runs", type=int, default=1, help="runs of each failure (1)")
     parser.add_argument("--n", type=int, default=bench_measure.MEASURE_N, help="fan-out size (200)")
@@ -200,6 +206,8 @@ def main(argv=None):
             steps.append(("lab", lambda: lab_healthy(inv, args, slots)))
             if not args.no_failures:
                 steps.append(("failures", lambda: lab_failures(inv, args, errors)))
+            if not args.no_pgbouncer:
+                steps.append(("pgbouncer", lambda: bench_pgbouncer.measure(inv, args.n)))
         for name, step in steps:
             try:
                 parts[name] = step()
@@ -216,13 +224,16 @@ def main(argv=None):
         return 130
     doc = bench_figures.document(started, time.time(), sys.argv[1:] if argv is None else argv,
                                  lab=parts.get("lab"), single=parts.get("single_host"),
-                                 failures=parts.get("failures"), errors=errors)
+                                 failures=parts.get("failures"), errors=errors, pgbouncer=parts.get("pgbouncer"))
     print("\nLatency and throughput (median (min-max) of "
           f"{args.runs} run(s); fan-out of {args.n} tasks, chain of 20)")
     print(bench_figures.table((doc["lab"] or {}).get("summary"), (doc["single_host"] or {}).get("summary")))
     if doc["failures"]:
         print("\nUnder failure (lab)")
         print(bench_figures.failure_table(doc["failures"]))
+    if doc["pgbouncer"]:
+        print("\nPostgreSQL server connections of role airflow (lab), through a fan-out")
+        print(bench_figures.pgbouncer_table(doc["pgbouncer"]))
     write_outputs(doc, args.out, args.update_docs)
     for error in errors:
         print(f"make bench: {error}", file=sys.stderr)

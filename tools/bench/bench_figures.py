@@ -125,6 +125,17 @@ def failure_table(failures):
     return "\n\n".join(blocks)
 
 
+PGBOUNCER_ROWS = (("idle", "idle (median)"), ("peak", "peak through the fan-out"),
+                  ("median_busy", "median through the fan-out"), ("tasks_per_s", "fan-out throughput (tasks/s)"))
+
+
+def pgbouncer_table(pgbouncer):
+    """Server connections without and with PgBouncer (bench_pgbouncer.measure()'s result)."""
+    without, with_ = pgbouncer.get("without") or {}, pgbouncer.get("with") or {}
+    rows = [[label, str(without.get(key, "-")), str(with_.get(key, "-"))] for key, label in PGBOUNCER_ROWS]
+    return render(["figure", "without PgBouncer", "with PgBouncer"], rows)
+
+
 def stall(starts):
     """(seconds, at): the longest interval with no task starting between the first and the last start, and
     when it began; (0.0, None) with fewer than two starts."""
@@ -169,9 +180,10 @@ def writer_across(acked, present, since, until):
             "writer_gap_s": round(drill_partition.longest_gap([a for a in acked if a[1] >= since], since, until), 2)}
 
 
-def document(started, finished, argv, lab=None, single=None, failures=None, chart=None, errors=()):
+def document(started, finished, argv, lab=None, single=None, failures=None, chart=None, errors=(), pgbouncer=None):
     """The JSON file's content. ``lab`` / ``single``: {"runs": [...], "summary": summaries(...), ...} of each
-    side, or None when it did not run; ``failures``: {scenario: {"runs": [...], "summary": ...}} or None."""
+    side, or None when it did not run; ``failures``: {scenario: {"runs": [...], "summary": ...}} or None;
+    ``pgbouncer``: bench_pgbouncer.measure()'s {"without", "with", ...} or None."""
     return {
         "schema": SCHEMA,
         "started": datetime.fromtimestamp(started).astimezone().isoformat(timespec="seconds"),
@@ -182,6 +194,7 @@ def document(started, finished, argv, lab=None, single=None, failures=None, char
         "comparison": [{k: v for k, v in row.items() if k != "digits"} for row in
                        comparison((lab or {}).get("summary"), (single or {}).get("summary"))],
         "failures": failures,
+        "pgbouncer": pgbouncer,
         "chart": chart,
         "errors": list(errors),
     }
