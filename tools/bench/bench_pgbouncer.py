@@ -106,7 +106,8 @@ def highstate(inv, hosts, enabled):
 
     master = next(iter(inv["hosts"]))
     pillar = f" pillar='{json.dumps({'airflow': {'pgbouncer': {'enabled': True}}})}'" if enabled else ""
-    proc = run(master, f"salt -L {','.join(hosts)} state.highstate{pillar} --out=json --static --state-verbose=False",
+    proc = run(master, f"salt -L {','.join(hosts)} state.highstate{pillar} -t {SWITCH_TIMEOUT_S} "
+               f"--gather-job-timeout 60 --out=json --static --state-verbose=False",
                check=False, timeout=SWITCH_TIMEOUT_S)
     out = json.loads(proc.stdout or "{}")
     failed = [f"{host}: {state.get('comment', '')[:200]}" for host, states in out.items()
@@ -158,8 +159,8 @@ def waiting_peak(inv, seconds):
 def measure(inv, n):
     """Both sides; the lab ends as it started (PgBouncer off) whatever happened."""
     result = {"without": side(inv, n, "without")}
-    result["switch_on_s"] = round(switch(inv, True), 1)
     try:
+        result["switch_on_s"] = round(switch(inv, True), 1)
         started = time.time()
         result["with"] = side(inv, n, "with")
         if roles(inv, "monitoring"):
