@@ -107,7 +107,7 @@ def highstate(inv, hosts, enabled):
     master = next(iter(inv["hosts"]))
     pillar = f" pillar='{json.dumps({'airflow': {'pgbouncer': {'enabled': True}}})}'" if enabled else ""
     proc = run(master, f"salt -L {','.join(hosts)} state.highstate{pillar} -t {SWITCH_TIMEOUT_S} "
-               f"--gather-job-timeout 60 --out=json --static --state-verbose=False",
+               f"--out=json --static --state-verbose=False",
                check=False, timeout=SWITCH_TIMEOUT_S)
     out = json.loads(proc.stdout or "{}")
     failed = [f"{host}: {state.get('comment', '')[:200]}" for host, states in out.items()
