@@ -97,6 +97,11 @@ def test_fanout_across_a_failure_counts_stall_lost_and_twice():
     assert f["fanout_run_twice"] == 1  # map index 1 ran twice
     assert f["fanout_unrecorded"] == 1  # map index 3 left no execution line
     assert f["starts_s"] == [-4.0, -3.0, 25.0, 26.0]
+    # a failure before the first start: the stall runs from the failure
+    late = figures.fanout_across(tis, counts, 4, figures.ts("2026-01-01T00:00:00Z"))
+    assert late["fanout_stall_s"] == 28.0 and late["fanout_stall_from_s"] == 2.0
+    early = figures.fanout_across(tis, counts, 4, figures.ts("2025-12-31T23:59:00Z"))
+    assert early["fanout_stall_s"] == 61.0 and early["fanout_stall_from_s"] == 0.0
     # drill_throughput's arithmetic: n / (last end - first start)
     assert f["fanout_tasks_per_s"] == pytest.approx(4 / 31)
 

@@ -160,7 +160,9 @@ def fanout_across(tis, counts, n, origin):
     ends = [ts(ti["end_date"]) for ti in work if ti.get("end_date")]
     succeeded = len({ti["map_index"] for ti in work if ti["state"] == "success"})
     recorded = {k for k in counts if k[0] == "work"}
-    gap, at = stall(starts)
+    # a failure before any task started: the wait from the failure to the first start is a stall too (the
+    # lab's leader kill came before the fan-out's first start: 82 s that the gaps between starts missed)
+    gap, at = stall(starts if any(s <= origin for s in starts) else [origin, *starts])
     return {"tasks": n, "succeeded": succeeded, "fanout_lost": n - succeeded,
             "fanout_run_twice": len([k for k in recorded if counts[k] > 1]),
             "fanout_unrecorded": n - len(recorded),
