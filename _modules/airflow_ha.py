@@ -185,6 +185,7 @@ def check_settings(settings):
                 settings["dag_refresh_interval"]))
     errors += limits_errors(settings.get("limits"))
     errors += housekeeping_errors(settings.get("housekeeping"))
+    errors += worker_autoscale_errors(settings.get("worker_autoscale"))
     if errors:
         raise CommandExecutionError("; ".join(errors))
     return True
@@ -209,6 +210,69 @@ def _execution_api_retry_errors(settings):
         errors.append("pillar airflow:execution_api_retry_wait_min ({:g}) is above "
                       "airflow:execution_api_retry_wait_max ({:g}): lower the min or raise the max".format(low, high))
     return errors
+
+
+# ------------------------------------------------ worker pools (issue 20)
+AUTOSCALE_KEYS = ("min", "max")
+
+
+def worker_autoscale_errors(autoscale):
+    """What is wrong with pillar ``airflow:worker_autoscale`` (empty or unset: off; else ``{min: N, max: M}``,
+    whole numbers from 1, min <= max), each problem naming the key and the fix."""
+    if autoscale in (None, {}, False):
+        return []
+    fix = "give {min: 2, max: 8} (Celery's --autoscale MAX,MIN: worker processes between them), or {} for a fixed " \
+          "airflow:worker_concurrency"
+    if not isinstance(autoscale, dict):
+        return [f"pillar airflow:worker_autoscale is {autoscale!r}: {fix}"]
+    errors = [f"pillar airflow:worker_autoscale:{key} is unknown: {fix}" for key in autoscale
+              if key not in AUTOSCALE_KEYS]
+    values = {}
+    for key in AUTOSCALE_KEYS:
+        value = autoscale.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            errors.append(f"pillar airflow:worker_autoscale:{key} is {value!r}: give a whole number from 1 ({fix})")
+        else:
+            values[key] = value
+    if len(values) == 2 and values["min"] > values["max"]:
+        errors.append(f"pillar airflow:worker_autoscale:min {values['min']} is above max {values['max']}: "
+                      f"give min <= max")
+    return errors
+
+
+def worker_processes(settings):
+    """The most task processes the worker of pillar ``airflow`` ``settings`` runs: ``worker_autoscale:max``
+    when autoscaling, else ``worker_concurrency``."""
+    autoscale = settings.get("worker_autoscale")
+    return int(autoscale["max"]) if autoscale else int(settings["worker_concurrency"])
+
+
+def worker_args(queues, autoscale=None):
+    """
+    The arguments of the Celery worker unit (after ``airflow``): ``celery
+    worker -q <queues, comma-joined>`` (the host's inventory ``queues``,
+    ``ha_inventory.queues``), and with pillar ``airflow:worker_autoscale``
+    ``--autoscale MAX,MIN``; without it the process count is airflow.cfg's
+    ``[celery] worker_concurrency``. Raises on no queue or an autoscale
+    setting the render must refuse.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call airflow_ha.worker_args '[default, card]' '{min: 2, max: 8}'
+    """
+    queues = list(queues or [])
+    if not queues:  # the names themselves: checked with the inventory (ha_inventory.QUEUE_RE)
+        raise CommandExecutionError("this worker host serves no queue: it is no worker host of the inventory "
+                                    "(inventory:hosts:<name>:roles, queues)")
+    errors = worker_autoscale_errors(autoscale)
+    if errors:
+        raise CommandExecutionError("; ".join(errors))
+    args = f"celery worker -q {','.join(queues)}"
+    if autoscale:
+        args += f" --autoscale {int(autoscale['max'])},{int(autoscale['min'])}"
+    return args
 
 
 # ------------------------------------------------ limits, housekeeping (issue 20)
