@@ -185,6 +185,7 @@ def check_settings(settings):
                 settings["dag_refresh_interval"]))
     errors += limits_errors(settings.get("limits"))
     errors += housekeeping_errors(settings.get("housekeeping"))
+    errors += worker_autoscale_errors(settings.get("worker_autoscale"))
     if errors:
         raise CommandExecutionError("; ".join(errors))
     return True
@@ -209,6 +210,69 @@ def _execution_api_retry_errors(settings):
         errors.append("pillar airflow:execution_api_retry_wait_min ({:g}) is above "
                       "airflow:execution_api_retry_wait_max ({:g}): lower the min or raise the max".format(low, high))
     return errors
+
+
+# ------------------------------------------------ worker pools (issue 20)
+AUTOSCALE_KEYS = ("min", "max")
+
+
+def worker_autoscale_errors(autoscale):
+    """What is wrong with pillar ``airflow:worker_autoscale`` (empty or unset: off; else ``{min: N, max: M}``,
+    whole numbers from 1, min <= max), each problem naming the key and the fix."""
+    if autoscale in (None, {}, False):
+        return []
+    fix = "give {min: 2, max: 8} (Celery's --autoscale MAX,MIN: worker processes between them), or {} for a fixed " \
+          "airflow:worker_concurrency"
+    if not isinstance(autoscale, dict):
+        return [f"pillar airflow:worker_autoscale is {autoscale!r}: {fix}"]
+    errors = [f"pillar airflow:worker_autoscale:{key} is unknown: {fix}" for key in autoscale
+              if key not in AUTOSCALE_KEYS]
+    values = {}
+    for key in AUTOSCALE_KEYS:
+        value = autoscale.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            errors.append(f"pillar airflow:worker_autoscale:{key} is {value!r}: give a whole number from 1 ({fix})")
+        else:
+            values[key] = value
+    if len(values) == 2 and values["min"] > values["max"]:
+        errors.append(f"pillar airflow:worker_autoscale:min {values['min']} is above max {values['max']}: "
+                      f"give min <= max")
+    return errors
+
+
+def worker_processes(settings):
+    """The most task processes the worker of pillar ``airflow`` ``settings`` runs: ``worker_autoscale:max``
+    when autoscaling, else ``worker_concurrency``."""
+    autoscale = settings.get("worker_autoscale")
+    return int(autoscale["max"]) if autoscale else int(settings["worker_concurrency"])
+
+
+def worker_args(queues, autoscale=None):
+    """
+    The arguments of the Celery worker unit (after ``airflow``): ``celery
+    worker -q <queues, comma-joined>`` (the host's inventory ``queues``,
+    ``ha_inventory.queues``), and with pillar ``airflow:worker_autoscale``
+    ``--autoscale MAX,MIN``; without it the process count is airflow.cfg's
+    ``[celery] worker_concurrency``. Raises on no queue or an autoscale
+    setting the render must refuse.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call airflow_ha.worker_args '[default, card]' '{min: 2, max: 8}'
+    """
+    queues = list(queues or [])
+    if not queues:  # the names themselves: checked with the inventory (ha_inventory.QUEUE_RE)
+        raise CommandExecutionError("this worker host serves no queue: it is no worker host of the inventory "
+                                    "(inventory:hosts:<name>:roles, queues)")
+    errors = worker_autoscale_errors(autoscale)
+    if errors:
+        raise CommandExecutionError("; ".join(errors))
+    args = f"celery worker -q {','.join(queues)}"
+    if autoscale:
+        args += f" --autoscale {int(autoscale['max'])},{int(autoscale['min'])}"
+    return args
 
 
 # ------------------------------------------------ limits, housekeeping (issue 20)
@@ -1099,3 +1163,301 @@ def smoke_test(dag_id="airflow_ha_smoke", url="http://127.0.0.1:8080", major=3, 
     run = wait_dag_run(dag_id, run_id, timeout, url, username, password, major=major, ca_file=ca_file)
     return {"dag_id": dag_id, "run_id": run_id, "state": run["state"], "seconds": round(time.monotonic() - started, 1),
             "tasks": {t: {"state": ti["state"], "hostname": ti["hostname"]} for t, ti in run["tasks"].items()}}
+
+
+# ------------------------------------------------ gates of a host's components
+def _host():
+    """This minion's id (the host named in failures), its host name outside Salt."""
+    import socket
+
+    return (globals().get("__grains__") or {}).get("id") or socket.gethostname()
+
+
+def airflow_hostname(venv=DEFAULT_VENV, env_file=DEFAULT_ENV_FILE, runas=None):
+    """
+    This host's name as Airflow records it in its jobs (``[core]
+    hostname_callable``, by default ``airflow.utils.net.getfqdn``: the
+    canonical name the resolver gives the host name, e.g. ``af1.lab.internal``),
+    asked of the venv's own Airflow so it is the name the components use.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call airflow_ha.airflow_hostname
+    """
+    ret = __salt__["cmd.run_all"](
+        [f"{venv}/bin/python", "-c", "from airflow.utils.net import get_hostname; print(get_hostname())"],
+        env=_read_env_file(env_file), runas=runas, python_shell=False, ignore_retcode=True, output_loglevel="quiet")
+    lines = (ret["stdout"] or "").strip().splitlines()
+    if ret["retcode"] or not lines:
+        raise CommandExecutionError(f"Airflow's host name unknown on {_host()}: "
+                                    f"{(ret['stderr'] or ret['stdout'] or '').strip()[-300:]}")
+    return lines[-1].strip()
+
+
+def _components(components):
+    if isinstance(components, str):
+        components = [c.strip() for c in components.split(",") if c.strip()]
+    unknown = [c for c in components if c not in JOB_TYPES]
+    if unknown:
+        raise CommandExecutionError(f"unknown component {', '.join(unknown)}: one of {', '.join(JOB_TYPES)}")
+    return list(components)
+
+
+def wait_jobs(components, hostname=None, timeout=300, interval=5, venv=DEFAULT_VENV, env_file=DEFAULT_ENV_FILE,
+              runas=None):
+    """
+    Wait until each of ``components`` (scheduler, triggerer, dag_processor;
+    a list or comma-separated) has a live job on ``hostname`` (default: this
+    host as Airflow names it, ``airflow_hostname``); raise naming the host and
+    the components without one after ``timeout`` seconds. The gate of a host
+    after its restart or reboot (``airflow jobs check`` has no worker type:
+    ``wait_worker``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call airflow_ha.wait_jobs scheduler,triggerer,dag_processor timeout=300
+    """
+    import time
+
+    components = _components(components)
+    started = time.monotonic()
+    hostname = hostname or airflow_hostname(venv, env_file, runas)
+    missing = list(components)
+    while True:
+        missing = [c for c in missing if not jobs_check(c, hostname, venv, env_file, runas)]
+        waited = round(time.monotonic() - started, 1)
+        if not missing:
+            return {"hostname": hostname, "components": components, "waited_s": waited}
+        if waited > float(timeout):
+            raise CommandExecutionError(f"{_host()} ({hostname}): no live {', '.join(missing)} job "
+                                        f"after {timeout} s (airflow jobs check; journalctl -u airflow-<component>)")
+        time.sleep(float(interval))
+
+
+# ----------------------------------------------- Celery worker: remote control
+# the Celery app of Airflow's CeleryExecutor (the provider's documented path):
+# it reads the broker URL and TLS settings from Airflow's config, so from the
+# env file passed as environment, never from a command line
+CELERY_APP = "airflow.providers.celery.executors.celery_executor.app"
+# celery's exit code when no node replied (EX_UNAVAILABLE)
+CELERY_NO_REPLY = 69
+
+
+def worker_nodename(hostname=None):
+    """
+    The Celery node name of the worker on ``hostname``: ``celery@<host>``
+    (``airflow celery worker`` sets none, so Celery's default, the host name
+    ``socket.gethostname()`` gives on the worker; this host by default).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call airflow_ha.worker_nodename
+    """
+    import socket
+
+    if hostname and "@" in hostname:
+        return hostname
+    return f"celery@{hostname or socket.gethostname()}"
+
+
+def _celery(kind, command, node, args=(), timeout=10, venv=DEFAULT_VENV, env_file=DEFAULT_ENV_FILE, runas=None):
+    """``celery inspect|control COMMAND`` to ``node`` alone: its reply (None: it did not reply)."""
+    import json
+
+    cmd = [f"{venv}/bin/celery", "--app", CELERY_APP, "--quiet", kind, "--timeout", str(timeout),
+           "--destination", node, "--json", command, *[str(a) for a in args]]
+    ret = __salt__["cmd.run_all"](cmd, env=_read_env_file(env_file), runas=runas, python_shell=False,
+                                  ignore_retcode=True, output_loglevel="quiet")
+    if ret["retcode"] == CELERY_NO_REPLY:
+        return None
+    if ret["retcode"]:
+        raise CommandExecutionError(f"celery {kind} {command} to {node} failed on {_host()} "
+                                    f"(exit {ret['retcode']}): {(ret['stderr'] or ret['stdout']).strip()[-300:]}")
+    replies = None
+    for line in reversed((ret["stdout"] or "").strip().splitlines()):
+        if line.strip().startswith(("{", "[")):
+            try:
+                replies = json.loads(line)
+                break
+            except ValueError:
+                continue
+    if replies is None:
+        raise CommandExecutionError(f"celery {kind} {command} to {node} gave no JSON: {ret['stdout'][-200:]!r}")
+    if isinstance(replies, list):  # control: one {node: reply} per node
+        merged = {}
+        for item in replies:
+            merged.update(item or {})
+        replies = merged
+    return replies.get(node)
+
+
+def worker_ping(hostname=None, timeout=10, venv=DEFAULT_VENV, env_file=DEFAULT_ENV_FILE, runas=None):
+    """
+    True when the Celery worker on ``hostname`` (this host by default)
+    answers ``celery inspect ping`` through the broker; False when it does
+    not reply within ``timeout`` seconds.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call airflow_ha.worker_ping
+        salt-call airflow_ha.worker_ping af2
+    """
+    reply = _celery("inspect", "ping", worker_nodename(hostname), timeout=timeout, venv=venv, env_file=env_file,
+                    runas=runas)
+    return isinstance(reply, dict) and reply.get("ok") == "pong"
+
+
+def worker_queues(hostname=None, timeout=10, venv=DEFAULT_VENV, env_file=DEFAULT_ENV_FILE, runas=None):
+    """
+    The queues the worker on ``hostname`` consumes (``inspect
+    active_queues``); None when it does not reply.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call airflow_ha.worker_queues
+    """
+    reply = _celery("inspect", "active_queues", worker_nodename(hostname), timeout=timeout, venv=venv,
+                    env_file=env_file, runas=runas)
+    return None if reply is None else sorted(q["name"] for q in reply)
+
+
+def _busy(node, timeout, venv, env_file, runas):
+    """Ids of the tasks the worker runs or holds (active + reserved); None when it does not reply."""
+    ids = set()
+    for command in ("active", "reserved"):
+        reply = _celery("inspect", command, node, timeout=timeout, venv=venv, env_file=env_file, runas=runas)
+        if reply is None:
+            return None
+        ids.update(t.get("id") for t in reply)
+    return ids
+
+
+def _consumers(command, node, queues, timeout, venv, env_file, runas):
+    for queue in queues:
+        reply = _celery("control", command, node, [queue], timeout=timeout, venv=venv, env_file=env_file,
+                        runas=runas)
+        if reply is None or "error" in reply:
+            raise CommandExecutionError(f"celery control {command} {queue} to {node} failed: "
+                                        f"{reply.get('error') if reply else 'no reply'}")
+
+
+def resume_worker(queues, hostname=None, timeout=10, venv=DEFAULT_VENV, env_file=DEFAULT_ENV_FILE, runas=None):
+    """
+    Let the worker on ``hostname`` consume ``queues`` again (``control
+    add_consumer``): undoes ``drain_worker`` without a restart.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call airflow_ha.resume_worker '[default]'
+    """
+    if isinstance(queues, str):
+        queues = [q.strip() for q in queues.split(",") if q.strip()]
+    _consumers("add_consumer", worker_nodename(hostname), queues, timeout, venv, env_file, runas)
+    return {"node": worker_nodename(hostname), "queues": list(queues)}
+
+
+def drain_worker(hostname=None, timeout=600, interval=5, resume_on_timeout=True, venv=DEFAULT_VENV,
+                 env_file=DEFAULT_ENV_FILE, runas=None):
+    """
+    Drain the Celery worker on ``hostname`` (this host by default) before a
+    restart or reboot: it stops consuming every queue it consumes (``control
+    cancel_consumer``; the other workers take new tasks), then this waits
+    until it runs and holds no task (``inspect active`` and ``reserved``).
+    Returns the node, its queues, the seconds waited and how many tasks
+    finished meanwhile. After ``timeout`` seconds (pillar
+    ``airflow:drain_timeout`` in the orchestrates) it raises naming the host;
+    with ``resume_on_timeout`` the worker consumes its queues again first,
+    so a stopped rollout leaves it as it was. A worker that does not reply
+    (stopped) has nothing to drain. The broker URL comes from the env file
+    (Airflow's config), never from a command line.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call airflow_ha.drain_worker timeout=600
+    """
+    import time
+
+    node = worker_nodename(hostname)
+    started = time.monotonic()
+    queues = worker_queues(node, venv=venv, env_file=env_file, runas=runas)
+    if queues is None:
+        log.warning("Celery worker %s does not reply: nothing to drain", node)
+        return {"node": node, "replied": False, "queues": [], "waited_s": 0.0, "tasks_finished": 0}
+    _consumers("cancel_consumer", node, queues, 10, venv, env_file, runas)
+    seen, at_start = set(), None
+    while True:
+        busy = _busy(node, 10, venv, env_file, runas)
+        if busy is None:  # it stopped replying: it runs nothing any more
+            busy = set()
+        at_start = len(busy) if at_start is None else at_start
+        seen |= busy
+        waited = round(time.monotonic() - started, 1)
+        if not busy:
+            return {"node": node, "replied": True, "queues": queues, "waited_s": waited,
+                    "tasks_at_start": at_start, "tasks_finished": len(seen)}
+        if waited > float(timeout):
+            resumed = False
+            if resume_on_timeout:
+                try:
+                    _consumers("add_consumer", node, queues, 10, venv, env_file, runas)
+                    resumed = True
+                except CommandExecutionError as exc:
+                    log.error("%s", exc)
+            raise CommandExecutionError(
+                f"{_host()}: Celery worker {node} still runs {len(busy)} task(s) after {timeout} s "
+                f"of draining ({', '.join(sorted(map(str, busy))[:5])}); "
+                + ("it consumes its queues again" if resumed else
+                   f"it consumes no queue: salt-call airflow_ha.resume_worker '{queues}' or restart airflow-worker")
+                + " (raise pillar airflow:drain_timeout, or wait for the tasks)")
+        time.sleep(float(interval))
+
+
+def wait_worker(hostname=None, timeout=300, interval=5, venv=DEFAULT_VENV, env_file=DEFAULT_ENV_FILE, runas=None):
+    """
+    Wait until the Celery worker on ``hostname`` (this host by default)
+    answers ``inspect ping`` and consumes at least one queue: the gate of a
+    worker host after its restart or reboot. Raises naming the host after
+    ``timeout`` seconds.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call airflow_ha.wait_worker timeout=300
+    """
+    import time
+
+    node = worker_nodename(hostname)
+    started = time.monotonic()
+    while True:
+        problem = None
+        try:
+            if not worker_ping(node, venv=venv, env_file=env_file, runas=runas):
+                problem = "does not answer ping"
+            else:
+                queues = worker_queues(node, venv=venv, env_file=env_file, runas=runas)
+                if not queues:
+                    problem = "consumes no queue"
+        except CommandExecutionError as exc:
+            problem = str(exc)
+        waited = round(time.monotonic() - started, 1)
+        if problem is None:
+            return {"node": node, "queues": queues, "waited_s": waited}
+        if waited > float(timeout):
+            raise CommandExecutionError(f"{_host()}: Celery worker {node} {problem} after {timeout} s "
+                                        "(journalctl -u airflow-worker)")
+        time.sleep(float(interval))

@@ -15,6 +15,7 @@ CLI Example:
     salt-call ha_inventory.validate
     salt-call ha_inventory.hosts role=etcd
     salt-call ha_inventory.firewall_rules
+    salt-call ha_inventory.queue_hosts card
 """
 
 import ipaddress
@@ -88,6 +89,20 @@ MIN_SECRET_LENGTHS = {"keepalived:auth_pass": 8, "airflow:jwt_secret": 64}
 SSH_PRIVATE_KEYS = ("card:ssh_private_key", "card:host_private_key", "pgbackrest:ssh_private_key")
 SSH_PUBLIC_KEYS = ("card:ssh_public_key", "card:host_public_key", "pgbackrest:ssh_public_key")
 HOSTNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+# Worker pools (issue 20): a worker host's inventory key ``queues`` lists the
+# Celery queues its worker consumes (`airflow celery worker -q`); without it,
+# [DEFAULT_QUEUE]. DEFAULT_QUEUE is what airflow.cfg's [operators]
+# default_queue says (salt/airflow/map.jinja writes it from here): the queue of
+# every task that names none. REQUIRED_QUEUES: the queues some task of the
+# shipped DAGs uses (salt/dags/; a test keeps them in step), each of which
+# some worker host must serve, or its tasks would wait queued for ever.
+DEFAULT_QUEUE = "default"
+CARD_QUEUE = "card"
+REQUIRED_QUEUES = {
+    DEFAULT_QUEUE: "every task that names no queue ([operators] default_queue)",
+    CARD_QUEUE: "the card_processing DAG's tasks (salt/dags/card_processing.py), the only workers the card target admits",
+}
+QUEUE_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
 SECRETS_FIX = "run `make secrets` (tools/gen_secrets.py) or set it in your secrets pillar"
 # With pillar tls:enabled, what every host needs from pillar: the CA certificate
 # (shared secrets file); each host makes its own key and asks the CA host
@@ -360,6 +375,66 @@ def _check_roles(hosts, errors):
     return members
 
 
+def host_queues(entry):
+    """
+    The Celery queues an inventory host entry's worker consumes: its
+    ``queues``, else ``[DEFAULT_QUEUE]``; ``[]`` for a host without role
+    ``worker``. A plain function (the entry as validated).
+    """
+    if "worker" not in _roles_of(entry):
+        return []
+    queues = entry.get("queues")
+    return list(queues) if isinstance(queues, list) and queues else [DEFAULT_QUEUE]
+
+
+def queue_members(inventory):
+    """``{queue: sorted worker host names serving it}`` of ``inventory`` (each required queue listed, maybe
+    empty). A plain function."""
+    members = {queue: [] for queue in REQUIRED_QUEUES}
+    for name, entry in sorted(((inventory or {}).get("hosts") or {}).items()):
+        for queue in host_queues(entry):
+            members.setdefault(queue, []).append(name)
+    return members
+
+
+def _check_queues(hosts, members, errors):
+    """Each host's ``queues`` (worker pools): a non-empty list of queue names, on worker hosts only; every
+    queue of REQUIRED_QUEUES served by at least one worker host."""
+    fix = "e.g. queues: [default, card]; leave it out for [default]"
+    bad = False
+    for name, host in hosts.items():
+        if "queues" not in host:
+            continue
+        key = f"inventory:hosts:{name}:queues"
+        queues = host["queues"]
+        if "worker" not in (host.get("roles") or []):
+            errors.append(f"{key} is set but {name} has no role 'worker' (only a Celery worker consumes queues): "
+                          f"remove {name}'s queues or give it the worker role")
+            bad = True
+            continue
+        if not isinstance(queues, list) or not queues:
+            errors.append(f"{key} is {queues!r}: give a non-empty list of Celery queue names ({fix})")
+            bad = True
+            continue
+        for queue in queues:
+            if not isinstance(queue, str) or not QUEUE_RE.match(queue):
+                errors.append(f"{key}: {queue!r} is not a queue name: use lower-case letters, digits, '_' and '-', "
+                              f"beginning with a letter ({QUEUE_RE.pattern})")
+                bad = True
+            elif queues.count(queue) > 1:
+                errors.append(f"{key} lists {queue!r} {queues.count(queue)} times: list each queue once")
+                bad = True
+                break
+    if bad or not members.get("worker"):
+        return
+    served = queue_members({"hosts": hosts})
+    for queue, what in REQUIRED_QUEUES.items():
+        if not served.get(queue):
+            errors.append(f"inventory:hosts: queue {queue!r} ({what}) is served by no worker host: add {queue!r} to "
+                          f"inventory:hosts:<name>:queues of at least one worker host "
+                          f"({', '.join(members['worker'])}), e.g. queues: [{DEFAULT_QUEUE}, {CARD_QUEUE}]")
+
+
 def _check_vips(inventory, hosts, members, errors):
     vips = inventory.get("vips") or {}
     if "main" not in vips:
@@ -429,9 +504,12 @@ def _check_ports(ports, errors):
         if not isinstance(rule, dict):
             errors.append(f"{key} must be a mapping (role, port, proto, from_roles)")
             continue
-        for role in [rule.get("role")] + list(rule.get("from_roles") or []):
+        for role in [rule.get("role")] + list(rule.get("from_roles") or []) + list(rule.get("except_roles") or []):
             if role != "all" and role not in KNOWN_ROLES:
                 errors.append(f"{key} ({rule.get('purpose', rule.get('port'))}): unknown role {role!r}: use one of all, {', '.join(KNOWN_ROLES)}")
+        for queue in rule.get("from_queues") or []:
+            if not isinstance(queue, str) or not QUEUE_RE.match(queue):
+                errors.append(f"{key}:from_queues: {queue!r} is not a queue name ({QUEUE_RE.pattern}): fix the entry")
         if "tls" in rule and not isinstance(rule["tls"], bool):
             errors.append(f"{key}:tls must be true or false (the entry holds only with / without tls:enabled)")
         for net in rule.get("from_networks") or []:
@@ -693,6 +771,7 @@ def find_errors(inventory, secrets=None, ports=None, check_secrets=True, tls=Non
         return ["inventory is missing: pillar must load pillar/inventory/<topology>.yaml (see pillar/inventory.sls)"]
     hosts = _check_hosts(inventory, errors)
     members = _check_roles(hosts, errors)
+    _check_queues(hosts, members, errors)
     _check_vips(inventory, hosts, members, errors)
     _check_dags(inventory, members, errors)
     _check_ports(ports, errors)
@@ -717,9 +796,11 @@ def normalize(inventory):
             fqdn=f"{name}.{domain}" if domain else name,
             prefix=net.prefixlen,
             roles=list(host.get("roles") or []),
+            queues=host_queues(host),
         )
     members = {role: [n for n in hosts if role in hosts[n]["roles"]] for role in KNOWN_ROLES}
-    return dict(inventory, hosts=hosts, roles=members, vips=dict(inventory.get("vips") or {}))
+    return dict(inventory, hosts=hosts, roles=members, queues=queue_members(inventory),
+                vips=dict(inventory.get("vips") or {}))
 
 
 def port_applies(rule, tls=False):
@@ -730,34 +811,50 @@ def port_applies(rule, tls=False):
 def rules_for_host(inventory, ports, name, admin_networks=None, tls=False):
     """
     Firewall rules for host ``name``: its roles' ports with the source IPs of
-    the roles allowed in; ``admin`` in ``from_networks`` stands for
-    ``admin_networks`` (the inventory network when empty). ``tls``: whether
-    pillar tls:enabled is on (see :py:func:`port_applies`).
+    the roles allowed in (``from_roles``) and of the worker hosts serving the
+    Celery queues of ``from_queues`` (a worker pool, e.g. ``[card]``);
+    ``admin`` in ``from_networks`` stands for ``admin_networks`` (the
+    inventory network when empty). An entry with ``except_roles`` does not
+    hold on a host having one of them (another entry of that role says who
+    may come in). Entries of one port and protocol make one rule (the union
+    of their sources, their purposes joined). ``tls``: whether pillar
+    tls:enabled is on (see :py:func:`port_applies`).
     """
     inv = normalize(inventory)
     admin = list(admin_networks or [inventory["network"]])
     host = inv["hosts"][name]
     all_ips = sorted(h["ip"] for h in inv["hosts"].values())
-    rules = []
+    rules, merged = [], {}  # entries of one port and protocol (e.g. ssh of several roles): one rule, their sources
     for rule in ports or []:
         if rule["role"] != "all" and rule["role"] not in host["roles"] or not port_applies(rule, tls):
+            continue
+        if set(rule.get("except_roles") or []) & set(host["roles"]):
             continue
         sources = set()
         for role in rule.get("from_roles") or []:
             sources.update(all_ips if role == "all" else (inv["hosts"][n]["ip"] for n in inv["roles"].get(role, [])))
+        for queue in rule.get("from_queues") or []:
+            sources.update(inv["hosts"][n]["ip"] for n in inv["queues"].get(queue, []))
         for net in rule.get("from_networks") or []:
             sources.update(admin if net == "admin" else [net])
         if not sources:
             continue
+        key = (str(rule["port"]), rule.get("proto", "tcp"))
+        if key not in merged:
+            merged[key] = (set(), [])
+        merged[key][0].update(sources)
+        if rule.get("purpose", "") not in merged[key][1]:
+            merged[key][1].append(rule.get("purpose", ""))
+    for (port, proto), (sources, purposes) in merged.items():
         ordered = sorted(sources, key=_ip_sort_key)
         rules.append(
             {
-                "port": str(rule["port"]),
-                "proto": rule.get("proto", "tcp"),
+                "port": port,
+                "proto": proto,
                 "sources": ordered,
                 "sources_v4": [s for s in ordered if ":" not in s],
                 "sources_v6": [s for s in ordered if ":" in s],
-                "purpose": rule.get("purpose", ""),
+                "purpose": "; ".join(purposes),
             }
         )
     return rules
@@ -992,6 +1089,84 @@ def ips(*roles):
     inv = normalize(_pillar_inventory())
     names = {n for role in roles for n in inv["roles"].get(role, [])}
     return sorted((inv["hosts"][n]["ip"] for n in names), key=_ip_sort_key)
+
+
+def queues(host=None):
+    """
+    The Celery queues the worker of ``host`` (this minion by default)
+    consumes: its inventory ``queues``, else ``[default]``; ``[]`` when the
+    host has no worker role. The worker unit's ``-q`` (salt/airflow/worker.sls).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call ha_inventory.queues
+        salt-call ha_inventory.queues af1
+    """
+    name = host or __grains__["id"]
+    hosts = (_pillar_inventory() or {}).get("hosts") or {}
+    if name not in hosts:
+        raise CommandExecutionError(f"host {name!r} is not in inventory:hosts: add it or fix the minion id")
+    return host_queues(hosts[name])
+
+
+def queue_hosts(queue):
+    """
+    Sorted names of the worker hosts serving Celery queue ``queue`` (its
+    worker pool); ``[]`` when none does.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call ha_inventory.queue_hosts card
+    """
+    return queue_members(_pillar_inventory()).get(queue, [])
+
+
+def queue_ips(queue):
+    """
+    Sorted IPs of the worker hosts serving Celery queue ``queue``: e.g. the
+    card pool, the only workers the card target admits (salt/card_target).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call ha_inventory.queue_ips card
+    """
+    inv = normalize(_pillar_inventory())
+    return sorted((inv["hosts"][n]["ip"] for n in inv["queues"].get(queue, [])), key=_ip_sort_key)
+
+
+def default_queue():
+    """
+    The queue of every task that names none (airflow.cfg ``[operators]
+    default_queue``), which a worker without inventory ``queues`` serves.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call ha_inventory.default_queue
+    """
+    return DEFAULT_QUEUE
+
+
+def card_queue():
+    """
+    The Celery queue of the card_processing DAG's tasks (the card pool):
+    salt/card/map.jinja hands it to the DAG, salt/card_target admits only the
+    workers serving it.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call ha_inventory.card_queue
+    """
+    return CARD_QUEUE
 
 
 def host(name=None):

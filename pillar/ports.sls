@@ -7,6 +7,9 @@
 # `tls: true` / `tls: false`: the entry holds only with / without pillar
 # tls:enabled (RabbitMQ's AMQPS and https management ports replace the plain ones,
 # HAProxy adds 443); entries without `tls` always hold.
+# `from_queues: [card]`: the worker hosts whose inventory `queues` hold one of
+# these Celery queues (a worker pool). `except_roles`: the entry does not hold
+# on hosts having one of these roles (an entry of that role says who comes in).
 # `keys`: the pillar settings (area:key) that name this port; every area's
 # defaults.yaml holds the entry's port (tests/unit/test_one_source.py). A pillar
 # value of one of them moves the firewall rule with it (ha_inventory.port_map),
@@ -14,7 +17,13 @@
 # ha_monitoring.EXPORTERS, which do not follow pillar) or two of its keys
 # disagree: then the render fails naming the key (ha_inventory.validate).
 ports:
-  - {role: all, port: 22, proto: tcp, from_roles: [all], from_networks: [admin], purpose: "ssh: admin, salt-ssh, worker to card target"}
+  - {role: all, port: 22, proto: tcp, from_roles: [all], from_networks: [admin], except_roles: [card_target], purpose: "ssh: admin, salt-ssh"}
+  # the card target: the admin networks (admin, salt-ssh) and the card pool's workers (the card DAG's SFTP and
+  # card-process-batch) only; its key is accepted from those workers only too (salt/card_target)
+  - {role: card_target, port: 22, proto: tcp, from_queues: [card], from_networks: [admin], purpose: "ssh: admin, salt-ssh, the card pool's workers to the card target"}
+  # pgBackRest over SSH (backup:transport ssh), also where a member or the repository is the card target
+  - {role: postgres, port: 22, proto: tcp, from_roles: [backup], purpose: "ssh: pgBackRest from the repository host (transport ssh)"}
+  - {role: backup, port: 22, proto: tcp, from_roles: [postgres], purpose: "ssh: pgBackRest from the members (transport ssh)"}
   - {role: all, port: 9100, proto: tcp, from_roles: [monitoring], purpose: node_exporter, scraped: true}
   - {role: all, port: 4505-4506, proto: tcp, from_roles: [all], purpose: "Salt master publish/return, on the host that runs it"}
   - {role: etcd, port: 2379, proto: tcp, from_roles: [etcd, postgres, monitoring], purpose: etcd clients (Patroni), keys: [etcd:client_port], scraped: true}

@@ -130,6 +130,9 @@ ORCH_PILLARS = {
     "orch.rollback_dags": [lambda hosts: {}, lambda hosts: {"release": "0123456789abcdef"}],
     # without target_time and confirm it renders only its refusal
     "orch.restore": [lambda hosts: {}, lambda hosts: {"target_time": "2026-12-02 03:00:00+00", "confirm": "restore"}],
+    # every host; some in a given order; a check only
+    "orch.rolling_reboot": [lambda hosts: {}, lambda hosts: {"hosts": [hosts["worker"][-1], hosts["postgres"][0]]},
+                            lambda hosts: {"hosts": []}],
 }
 
 

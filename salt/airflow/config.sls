@@ -123,10 +123,11 @@ airflow-ldap-bind-password:
 {%-   endif %}
 {%- endif %}
 
-{%- if airflow.card_target and airflow.worker_host %}
+{%- if airflow.card_target and airflow.card_pool_host %}
 
 # The workers' key to the card target's service account: the card_processing
-# DAG's SSH tasks run on the workers, the only hosts holding it.
+# DAG's SSH tasks run on the card pool's workers (inventory `queues` holding
+# the card queue), the only hosts holding it.
 airflow-card-target-key:
   file.managed:
     - name: {{ airflow.card_target.key_file }}
@@ -141,8 +142,8 @@ airflow-card-target-key:
       - user: airflow-user
 {%- elif airflow.card_target %}
 
-# Not a worker: no copy of the workers' key (an earlier version wrote one on
-# every Airflow host).
+# Not a worker of the card pool: no copy of the workers' key (an earlier
+# version wrote one on every Airflow host, then on every worker).
 airflow-card-target-key-absent:
   file.absent:
     - name: {{ airflow.card_target.key_file }}

@@ -1,2 +1,5 @@
+{%- from 'airflow/map.jinja' import airflow with context %}
 {%- from 'airflow/service.jinja' import service with context %}
-{{ service('worker', 'celery worker') }}
+{#- the Celery queues of this host (inventory `queues`, its worker pools) and
+    pillar airflow:worker_autoscale #}
+{{ service('worker', salt['airflow_ha.worker_args'](airflow.worker_queues, airflow.worker_autoscale)) }}

@@ -1,6 +1,8 @@
 {%- from 'card_target/map.jinja' import card with context %}
 # The card-processing target: a service account that only the Celery workers'
-# key opens, and only from the workers' addresses; batch folders (with the
+# key opens, and only from the addresses of the card pool's workers (those
+# serving the card DAG's queue; the firewall admits SSH from them only too,
+# pillar/ports.sls); batch folders (with the
 # idempotency ledger of card-process-batch); the script, which reads the
 # folders under --base.
 card-target-account:

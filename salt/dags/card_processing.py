@@ -36,6 +36,10 @@ run that lists a file again):
   SHA-256, under flock) makes a repeat return the first result without
   processing again; then puts NAME.result or NAME.error into the FTP outbox
   (temporary name, rename) and only then deletes the FTP inbox copy.
+Worker pool: every task runs on the Celery queue ``queue`` of the settings
+(``card``, ha_inventory.CARD_QUEUE), which only the inventory's card-pool
+workers consume (their ``queues``), the only hosts the card target admits.
+
 A bad batch (malformed, empty, PAN-like value) fails its ``process`` task
 without retries with what is wrong and where (line, field), never a value;
 ``on_failure_callback`` logs one ``CARD_BATCH_FAILED {json}`` line.
@@ -73,6 +77,7 @@ FTP_CONN, TARGET_CONN = SETTINGS["ftp_conn_id"], SETTINGS["target_conn_id"]
 FTP_INBOX, FTP_OUTBOX = SETTINGS["ftp_inbox"], SETTINGS["ftp_outbox"]
 CA_FILE = SETTINGS["ftp_ca_file"]
 TARGET_BASE, SCRIPT, SUFFIX = SETTINGS["target_base"], SETTINGS["target_script"], SETTINGS["suffix"]
+QUEUE = SETTINGS["queue"]  # the card pool's Celery queue
 TARGET_INBOX = posixpath.join(TARGET_BASE, "inbox")
 SSH_TIMEOUT = 300
 
@@ -153,7 +158,7 @@ with DAG(
     tags=["airflow-ha", "card"],
     doc_md=__doc__,
     default_args={"retries": 3, "retry_delay": timedelta(seconds=20), "execution_timeout": timedelta(minutes=10),
-                  "on_failure_callback": report_failure},
+                  "on_failure_callback": report_failure, "queue": QUEUE},
 ):
 
     @task

@@ -6,9 +6,10 @@
     First every host re-reads the inventory (hosts files; the firewalls, the
     master's Salt ports included, now admit the new host); the run waits for
     the new minion to answer, gives it its highstate, then every other host
-    re-applies what derives from the inventory (the card target's and NFS's
-    allowed addresses, Prometheus targets), and the smoke DAG proves the
-    cluster. tools/lab/drill.py add_worker rehearses it on the lab. -#}
+    re-applies what derives from the inventory (the card target's allowed
+    addresses when the new host's `queues` hold card, NFS's, Prometheus
+    targets), and the smoke DAG proves the cluster. Without `queues` the new
+    worker serves the default queue only (docs/inventory.md, worker pools). tools/lab/drill.py add_worker rehearses it on the lab. -#}
 {%- from 'orch/map.jinja' import orch with context %}
 {%- set host = salt['pillar.get']('host') %}
 {%- if not host %}

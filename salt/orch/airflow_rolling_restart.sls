@@ -1,14 +1,14 @@
 {#- Day 2: restart every Airflow component host by host (e.g. after an
     upgrade: set pillar airflow:version first; the highstate installs it and
-    `airflow db migrate` runs once before the restarts).
+    `airflow db migrate` runs once before the restarts). Each host's Celery
+    worker is drained first (airflow:drain_timeout); after its restart the
+    next host waits until this one's scheduler/triggerer/dag_processor jobs
+    are alive, its worker answers and consumes, and Airflow is healthy
+    through the VIP (salt/orch/gates.jinja, docs/operations.md).
     salt-run state.orchestrate orch.airflow_rolling_restart -#}
 {%- from 'orch/map.jinja' import orch with context %}
-{%- set airflow_hosts = [] %}
-{%- for role in ['scheduler', 'webserver', 'dag_processor', 'worker', 'triggerer', 'flower'] %}
-{%-   for host in orch.roles.get(role, []) if host not in airflow_hosts %}
-{%-     do airflow_hosts.append(host) %}
-{%-   endfor %}
-{%- endfor %}
+{%- import 'orch/gates.jinja' as gates with context %}
+{%- set airflow_hosts = orch.airflow_hosts %}
 
 orch-airflow-installed:
   salt.state:
@@ -24,11 +24,13 @@ orch-airflow-db-migrated:
     - failhard: True
     - require:
       - salt: orch-airflow-installed
+{%- set ns = namespace(prev='orch-airflow-db-migrated') %}
 
 {%- for host in airflow_hosts %}
+{{ gates.drain(orch, ns, 'orch-airflow', host) }}
 
 orch-airflow-restart-{{ host }}:
-  # one host at a time; the next waits until Airflow answers healthy again
+  # one host at a time; the next waits for this one's gates
   salt.function:
     - name: cmd.run
     - tgt: {{ host | json }}
@@ -36,18 +38,7 @@ orch-airflow-restart-{{ host }}:
       - systemctl restart 'airflow-*.service'
     - failhard: True
     - require:
-      - salt: {{ 'orch-airflow-db-migrated' if loop.first else 'orch-airflow-healthy-' ~ loop.previtem }}
-
-orch-airflow-healthy-{{ host }}:
-  salt.function:
-    - name: airflow_ha.wait_healthy
-    - tgt: {{ orch.migrate_host | json }}
-    - kwarg:
-        url: {{ orch.api_url | json }}
-        ca_file: {{ orch.ca_file | json }}
-        major: {{ orch.airflow_major }}
-        timeout: 300
-    - failhard: True
-    - require:
-      - salt: orch-airflow-restart-{{ host }}
+      - salt: {{ ns.prev }}
+{%-   set ns.prev = 'orch-airflow-restart-' ~ host %}
+{{ gates.gates(orch, ns, 'orch-airflow', host) }}
 {%- endfor %}

@@ -22,7 +22,8 @@ needs_pin = pytest.mark.skipif(not (PIN3 / "bin" / "python").exists(), reason="n
 
 CARD_SETTINGS = {"ftp_conn_id": "card_ftp", "target_conn_id": "card_target_ssh", "ftp_inbox": "inbox",
                  "ftp_outbox": "outbox", "ftp_ca_file": "/etc/airflow-ha/pki/ca.crt", "target_base": "/srv/card",
-                 "target_script": "/usr/local/bin/card-process-batch", "suffix": ".csv", "schedule_seconds": 60}
+                 "target_script": "/usr/local/bin/card-process-batch", "suffix": ".csv", "schedule_seconds": 60,
+                 "queue": "card"}
 
 CYCLE = '''import datetime
 from airflow.sdk import DAG

@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.lab_covered,
               pytest.mark.skipif(not (PIN3 / "bin" / "python").exists(), reason=f"no pinned Airflow venv at {PIN3}")]
 CARD = {"ftp_conn_id": "card_ftp", "target_conn_id": "card_target_ssh", "ftp_inbox": "inbox", "ftp_outbox": "outbox",
         "ftp_ca_file": "/etc/airflow-ha/pki/ca.crt", "target_base": "/srv/card", "target_script": "/bin/true",
-        "suffix": ".csv", "schedule_seconds": 60}
+        "suffix": ".csv", "schedule_seconds": 60, "queue": "card"}
 
 
 def apply_in_fresh_process(pillar, secrets_dir, cache_root):

@@ -633,3 +633,40 @@ def test_pgbouncer_pools_must_fit_postgres_and_the_components_pools():
         airflow_ha.pgbouncer_settings(pgbouncer_defaults(enabled=True, max_client_conn=50), ["webserver"], 2)
     assert airflow_ha.pgbouncer_client_estimate(["webserver"], 3) == 15
     assert airflow_ha.pgbouncer_client_estimate(["worker"], 3, worker_concurrency=16) == 32
+
+
+# ------------------------------------------------ worker pools (issue 20)
+
+def test_worker_args_consume_the_hosts_queues_with_a_fixed_concurrency_by_default():
+    assert airflow_ha.worker_args(["default"]) == "celery worker -q default"
+    assert airflow_ha.worker_args(["default", "card"], {}) == "celery worker -q default,card"
+    # Celery's --autoscale MAX,MIN (the provider passes it on; without it [celery] worker_concurrency)
+    assert airflow_ha.worker_args(["default", "card"], {"min": 2, "max": 8}) == \
+        "celery worker -q default,card --autoscale 8,2"
+    with pytest.raises(CommandExecutionError, match="serves no queue"):
+        airflow_ha.worker_args([])
+
+
+@pytest.mark.parametrize("autoscale, words", [
+    ({"min": 9, "max": 8}, r"airflow:worker_autoscale:min 9 is above max 8: give min <= max"),
+    ({"min": 0, "max": 8}, r"airflow:worker_autoscale:min is 0: give a whole number from 1"),
+    ({"min": 2}, r"airflow:worker_autoscale:max is None: give a whole number from 1"),
+    ({"min": 2, "max": "8"}, r"airflow:worker_autoscale:max is '8'"),
+    ({"min": True, "max": 8}, r"airflow:worker_autoscale:min is True"),
+    ({"min": 2, "max": 8, "step": 1}, r"airflow:worker_autoscale:step is unknown"),
+    ("8,2", r"pillar airflow:worker_autoscale is '8,2': give \{min: 2, max: 8\}"),
+])
+def test_a_bad_worker_autoscale_fails_naming_the_key_and_the_fix(autoscale, words):
+    with pytest.raises(CommandExecutionError, match=words):
+        airflow_ha.check_settings(dict(GOOD, worker_autoscale=autoscale))
+    with pytest.raises(CommandExecutionError, match=words):
+        airflow_ha.worker_args(["default"], autoscale)
+
+
+def test_worker_autoscale_off_or_good_passes_and_sizes_the_worker():
+    for off in (None, {}, False):
+        assert airflow_ha.check_settings(dict(GOOD, worker_autoscale=off)) is True
+    assert airflow_ha.check_settings(dict(GOOD, worker_autoscale={"min": 2, "max": 2})) is True
+    # PgBouncer's client estimate counts the most processes a worker runs
+    assert airflow_ha.worker_processes(dict(GOOD, worker_concurrency=8, worker_autoscale={})) == 8
+    assert airflow_ha.worker_processes(dict(GOOD, worker_concurrency=8, worker_autoscale={"min": 2, "max": 16})) == 16

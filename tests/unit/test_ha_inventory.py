@@ -476,3 +476,131 @@ def test_a_vip_on_the_broadcast_address_is_refused_and_a_point_to_point_host_is_
     inv = copy_inventory()
     inv["hosts"]["card1"].update(ip="10.99.0.1", prefix=31)  # RFC 3021: both addresses of a /31 are hosts'
     assert errors_of(inv, secrets) == []
+
+
+# ------------------------------------------------------------------ worker pools (issue 20)
+
+def test_shipped_topologies_serve_every_required_queue_and_the_card_pool_is_as_documented():
+    compact, full = load_inventory("compact"), load_inventory("full")
+    # compact: both workers in the card pool (the worker-kill drills retry a card task on the other one)
+    assert ha_inventory.queue_members(compact) == {"default": ["af1", "af2"], "card": ["af1", "af2"]}
+    assert ha_inventory.queue_members(full) == {"default": ["worker1"], "card": ["worker1"]}
+    assert set(ha_inventory.REQUIRED_QUEUES) == {ha_inventory.DEFAULT_QUEUE, ha_inventory.CARD_QUEUE}
+
+
+def test_a_worker_without_queues_serves_the_default_queue_and_other_hosts_none():
+    assert ha_inventory.host_queues({"roles": ["worker"]}) == ["default"]
+    assert ha_inventory.host_queues({"roles": ["worker"], "queues": ["card"]}) == ["card"]
+    assert ha_inventory.host_queues({"roles": ["scheduler"]}) == []
+    inv = ha_inventory.normalize(load_inventory("compact"))
+    assert inv["hosts"]["af1"]["queues"] == ["default", "card"] and inv["hosts"]["db1"]["queues"] == []
+    assert inv["queues"]["card"] == ["af1", "af2"]
+
+
+def test_queue_helpers_read_the_pillar_inventory():
+    assert ha_inventory.queues("worker1") == ["default", "card"]
+    assert ha_inventory.queues() == []  # sql1, no worker
+    assert ha_inventory.queue_hosts("card") == ["worker1"]
+    assert ha_inventory.queue_hosts("reports") == []
+    assert ha_inventory.queue_ips("card") == ["192.168.83.131"]
+    assert (ha_inventory.default_queue(), ha_inventory.card_queue()) == ("default", "card")
+    with pytest.raises(CommandExecutionError, match="host 'stranger' is not in inventory:hosts"):
+        ha_inventory.queues("stranger")
+
+
+def with_queues(topology, **queues_of):
+    inv = copy_inventory(topology)
+    for name, queues in queues_of.items():
+        inv["hosts"][name]["queues"] = queues
+    return inv
+
+
+@pytest.mark.parametrize("topology, queues_of, message", [
+    ("compact", {"af1": ["default", "Card"]},
+     "inventory:hosts:af1:queues: 'Card' is not a queue name: use lower-case letters, digits, '_' and '-', "
+     "beginning with a letter (^[a-z][a-z0-9_-]*$)"),
+    ("compact", {"af1": ["default", "card,x"]}, "inventory:hosts:af1:queues: 'card,x' is not a queue name"),
+    ("compact", {"af1": ["default", 7]}, "inventory:hosts:af1:queues: 7 is not a queue name"),
+    ("compact", {"af1": []}, "inventory:hosts:af1:queues is []: give a non-empty list of Celery queue names "
+                             "(e.g. queues: [default, card]; leave it out for [default])"),
+    ("compact", {"af1": "default,card"}, "inventory:hosts:af1:queues is 'default,card': give a non-empty list"),
+    ("compact", {"af1": ["card", "card"]}, "inventory:hosts:af1:queues lists 'card' 2 times: list each queue once"),
+    ("compact", {"db1": ["default"]}, "inventory:hosts:db1:queues is set but db1 has no role 'worker' (only a Celery "
+                                      "worker consumes queues): remove db1's queues or give it the worker role"),
+    ("full", {"worker1": ["default"]}, "inventory:hosts: queue 'card' (the card_processing DAG's tasks"),
+    ("full", {"worker1": ["card"]}, "inventory:hosts: queue 'default' (every task that names no queue"),
+])
+def test_a_bad_queues_value_fails_naming_the_key_and_the_fix(topology, queues_of, message, secrets):
+    errors = ha_inventory.find_errors(with_queues(topology, **queues_of), check_secrets=False, ports=load_ports())
+    assert any(e.startswith(message) for e in errors), errors
+
+
+def test_a_queue_nobody_serves_names_the_worker_hosts_to_give_it_to():
+    inv = with_queues("compact", af1=["default"], af2=["default", "reports"])
+    errors = ha_inventory.find_errors(inv, check_secrets=False, ports=load_ports())
+    assert errors == ["inventory:hosts: queue 'card' (the card_processing DAG's tasks (salt/dags/card_processing.py), "
+                      "the only workers the card target admits) is served by no worker host: add 'card' to "
+                      "inventory:hosts:<name>:queues of at least one worker host (af1, af2), e.g. queues: "
+                      "[default, card]"]
+    # workers without queues serve the default queue only
+    inv = copy_inventory("compact")
+    for name in ("af1", "af2"):
+        del inv["hosts"][name]["queues"]
+    assert [e.split(" (")[0] for e in ha_inventory.find_errors(inv, check_secrets=False)] == [
+        "inventory:hosts: queue 'card'"]
+
+
+def test_the_validation_fails_the_load_naming_the_queues_key():
+    ha_inventory.__pillar__["inventory"] = with_queues("full", worker1=["default", "Card"])
+    with pytest.raises(CommandExecutionError, match=r"Invalid pillar, nothing was applied:\n  - "
+                                                    r"inventory:hosts:worker1:queues: 'Card' is not a queue name"):
+        ha_inventory.load()
+
+
+def test_ssh_to_the_card_target_from_the_admin_networks_and_the_card_pool_only():
+    inv = copy_inventory("full")
+    inv["hosts"]["worker2"] = {"ip": "192.168.83.139", "roles": ["worker"]}  # the default pool only
+    ports = load_ports()
+    admin = ["10.20.0.0/16"]
+
+    def ssh(host):
+        rules = [r for r in ha_inventory.rules_for_host(inv, ports, host, admin) if r["port"] == "22"]
+        assert len(rules) == 1, rules  # the entries of one port make one rule
+        return rules[0]["sources"]
+
+    assert ssh("card1") == ["10.20.0.0/16", "192.168.83.131"]
+    # every other host as before: the admin networks and every host of the inventory
+    assert ssh("sql1") == sorted([h["ip"] for h in inv["hosts"].values()] + admin, key=ha_inventory._ip_sort_key)
+    assert "192.168.83.139" in ssh("worker1")
+
+
+def test_a_card_target_that_is_also_a_member_still_admits_pgbackrest_over_ssh():
+    inv = load_inventory("compact")  # db3: a PostgreSQL member and the card target; af2: the repository
+    rules = {r["port"]: r for r in ha_inventory.rules_for_host(inv, load_ports(), "db3", ["10.20.0.0/16"])}
+    assert rules["22"]["sources"] == ["10.20.0.0/16", "10.83.0.21", "10.83.0.22"]
+    assert "pgBackRest" in rules["22"]["purpose"] and "card pool" in rules["22"]["purpose"]
+
+
+def test_port_map_selectors_are_checked():
+    ports = load_ports() + [{"role": "card_target", "port": 2222, "proto": "tcp", "from_queues": ["Card"]},
+                            {"role": "all", "port": 2223, "proto": "tcp", "from_roles": ["all"],
+                             "except_roles": ["card-target"]}]
+    errors = ha_inventory.find_errors(load_inventory("full"), ports=ports, check_secrets=False)
+    n = len(ports)
+    assert errors == [f"ports:{n - 2}:from_queues: 'Card' is not a queue name (^[a-z][a-z0-9_-]*$): fix the entry",
+                      f"ports:{n - 1} (2223): unknown role 'card-target': use one of all, "
+                      + ", ".join(ha_inventory.KNOWN_ROLES)]
+
+
+def test_every_queue_a_shipped_dag_names_is_a_required_queue():
+    """The DAGs of salt/dags route tasks to queues by the settings' `queue` (the card DAG) or a literal; each
+    must be in REQUIRED_QUEUES, which the inventory check makes some worker serve."""
+    import re
+
+    for path in sorted((REPO / "salt" / "dags").glob("*.py")):
+        text = path.read_text()
+        for literal in re.findall(r"""queue\s*[=:]\s*["']([^"']+)["']""", text):
+            assert literal in ha_inventory.REQUIRED_QUEUES, (path.name, literal)
+    card = (REPO / "salt" / "dags" / "card_processing.py").read_text()
+    assert 'QUEUE = SETTINGS["queue"]' in card and '"queue": QUEUE' in card
+    assert "salt['ha_inventory.card_queue']()" in (REPO / "salt" / "card" / "map.jinja").read_text()

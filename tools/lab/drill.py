@@ -562,7 +562,7 @@ def drill_security(inv):
 
 DRILLS = ["add_worker", "throughput", "card", "haproxy", "rabbitmq", "scheduler", "worker", "dags", "security",
           "secrets", "logs", "task_logs", "auth", "monitoring", "alerts", "sync_cost",
-          "housekeeping", "partition", "card_kills", "restore", "leader"]
+          "housekeeping", "day2", "partition", "card_kills", "restore", "leader"]
 # after these the fan-out must be back to RECOVERED_SHARE of the first figure, with no restart: the
 # database failovers, where throughput once collapsed (a fan-out takes ~2 min on the lab). Not after the
 # HAProxy and RabbitMQ drills (115% and 144% of before when they were rechecked; make bench measures a broker
@@ -621,6 +621,10 @@ def run_drill(name, inv, args):
         import drill_housekeeping
 
         return drill_housekeeping.drill_housekeeping(inv)
+    if name == "day2":
+        import drill_day2
+
+        return drill_day2.drill_day2(inv)
     if name == "sync_cost":
         import drill_sync_cost
 

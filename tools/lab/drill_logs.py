@@ -165,9 +165,12 @@ def log_volume(inv, seconds=VOLUME_S):
 
 
 def card_target_login(inv):
-    """An SSH login to the card target as the card DAG's account, with the workers' key, from a worker host:
-    (card target host, sshd's line for it). The client's source port, echoed back, names the session."""
-    worker, target = roles(inv, "worker")[0], roles(inv, "card_target")[0]
+    """An SSH login to the card target as the card DAG's account, with the workers' key, from a worker host of
+    the card pool (the only ones it admits): (card target host, sshd's line for it). The client's source port,
+    echoed back, names the session."""
+    from _modules.ha_inventory import CARD_QUEUE, queue_members
+
+    worker, target = queue_members(inv)[CARD_QUEUE][0], roles(inv, "card_target")[0]
     card = yaml.safe_load((REPO / "salt" / "card" / "defaults.yaml").read_text())["target"]
     ip = inv["hosts"][target]["ip"]
     out = run(worker, f"runuser -u airflow -- ssh -i /opt/airflow/.ssh/card_target -o BatchMode=yes "

@@ -1,0 +1,236 @@
+{#- Day 2: reboot the cluster's hosts one at a time (kernel updates), each
+    only once the whole cluster is healthy again after the one before.
+    salt-run state.orchestrate orch.rolling_reboot
+    salt-run state.orchestrate orch.rolling_reboot pillar='{"hosts": ["af2", "db3"]}'
+    Pillar: `hosts` (these, in this order; [] checks the cluster only),
+    `include_master` (also the Salt master's own host, last), `master_host`
+    (its inventory name, when its IP is not among the master's grains).
+    First, with nothing changed: every host answers, Patroni has a leader and
+    every member running within orch:reboot:max_lag_mb, RabbitMQ has every
+    node running and no partition or alarm, every etcd member is healthy,
+    Airflow is healthy through the VIP and every worker answers. Then per
+    host: the Patroni leader switched over to a healthy replica if it is
+    there, its Celery worker drained, the reboot, its minion back on a new
+    boot, the quorum services healthy again (its member streaming), its
+    Airflow components alive (orch/gates.jinja), the seconds it took.
+    docs/operations.md#rolling-reboot-orchrolling_reboot -#}
+{%- from 'orch/map.jinja' import orch with context %}
+{%- import 'orch/gates.jinja' as gates with context %}
+{%- set reboot = orch.reboot %}
+{%- set host_roles = orch.host_roles %}
+{%- set errors = [] %}
+{#- the Salt master's own host: rebooting it ends this run, so it goes last
+    and only when asked for #}
+{%- set master = salt['pillar.get']('master_host', '') | string %}
+{%- if master and master not in host_roles %}
+{%-   do errors.append('orchestrate pillar master_host ' ~ (master | json) ~ ' is no inventory host') %}
+{%- endif %}
+{%- if not master %}
+{%-   for host, entry in orch.preflight.hosts | dictsort if entry.ip in (grains.get('ipv4') or []) and not master %}
+{%-     set master = host %}
+{%-   endfor %}
+{%- endif %}
+{%- set wanted = salt['pillar.get']('hosts', none) %}
+{%- if wanted is string %}
+{%-   set wanted = wanted.split(',') | map('trim') | reject('equalto', '') | list %}
+{%- endif %}
+{%- set plan = [] %}
+{%- if wanted is none %}
+{#-   hosts without a quorum role first, then the quorum members (etcd,
+      PostgreSQL, RabbitMQ), one at a time like every host #}
+{%-   for host, roles in host_roles | dictsort if not (roles | select('in', orch.quorum_roles) | list) %}
+{%-     do plan.append(host) %}
+{%-   endfor %}
+{%-   for host, roles in host_roles | dictsort if roles | select('in', orch.quorum_roles) | list %}
+{%-     do plan.append(host) %}
+{%-   endfor %}
+{%-   set include_master = salt['pillar.get']('include_master', false) | to_bool %}
+{%- elif wanted is sequence and wanted is not mapping %}
+{%-   for host in wanted %}
+{%-     if host not in host_roles %}
+{%-       do errors.append('orchestrate pillar hosts: ' ~ (host | json) ~ ' is no inventory host') %}
+{%-     elif host in plan %}
+{%-       do errors.append('orchestrate pillar hosts: ' ~ (host | json) ~ ' is listed twice') %}
+{%-     else %}
+{%-       do plan.append(host) %}
+{%-     endif %}
+{%-   endfor %}
+{%-   set include_master = true %}
+{%- else %}
+{%-   do errors.append('orchestrate pillar hosts is ' ~ (wanted | json) ~ ': give a list of inventory hosts') %}
+{%- endif %}
+{%- set left_out = [] %}
+{%- if master in plan %}
+{%-   do plan.remove(master) %}
+{%-   if include_master %}
+{%-     do plan.append(master) %}
+{%-   else %}
+{%-     do left_out.append(master) %}
+{%-   endif %}
+{%- endif %}
+
+{%- if errors %}
+
+orch-reboot-refused:
+  test.fail_without_changes:
+    - name: {{ ('; '.join(errors) ~ ': nothing was rebooted') | json }}
+    - failhard: True
+{%- else %}
+
+orch-reboot-plan:
+  test.succeed_without_changes:
+    - name: {{ ('rolling reboot, one host at a time, in this order: ' ~ (plan | join(', ') or 'none (a check only)')
+               ~ ((' (the Salt master\'s host ' ~ master ~ ' last: this run ends with its reboot)') if master in plan else '')
+               ~ ((' (left out: ' ~ left_out | join(', ') ~ ', the Salt master\'s host: pillar include_master true, or reboot it by hand)') if left_out else '')) | json }}
+
+orch-reboot-minions-up:
+  # every host answers before anything changes
+  salt.function:
+    - name: test.ping
+    - tgt: {{ host_roles.keys() | sort | join(',') | json }}
+    - tgt_type: list
+    - expect_minions: True
+    - failhard: True
+    - require:
+      - test: orch-reboot-plan
+
+{#- the quorum services' checks, each from a member of its own (skipping
+    `skip`, the host just rebooted, when another member exists): {via: kwargs} #}
+{%- macro quorum_checks(skip) %}
+{%-   set by_via = {} %}
+{%-   for role in ['postgres', 'rabbitmq', 'etcd'] if orch.roles.get(role) %}
+{%-     set others = orch.roles[role] | reject('equalto', skip) | list %}
+{%-     set via = (others or orch.roles[role]) | first %}
+{%-     do by_via.setdefault(via, {'max_lag_mb': reboot.max_lag_mb}).update({role: orch.quorum[role]}) %}
+{%-     if role == 'etcd' %}
+{%-       do by_via[via].update(orch.quorum.etcd_tls) %}
+{%-     endif %}
+{%-   endfor %}
+{{-   by_via | json }}
+{%- endmacro %}
+{%- set ns = namespace(prev='orch-reboot-minions-up') %}
+{%- for via, kwargs in (quorum_checks('') | load_json) | dictsort %}
+
+orch-reboot-precheck-{{ via }}:
+  # healthy now, nothing waited for: a member already down stops the run here
+  salt.function:
+    - name: ha_cluster.check
+    - tgt: {{ via | json }}
+    - kwarg: {{ kwargs | json }}
+    - failhard: True
+    - require:
+      - salt: {{ ns.prev }}
+{%-   set ns.prev = 'orch-reboot-precheck-' ~ via %}
+{%- endfor %}
+
+orch-reboot-precheck-airflow:
+  salt.function:
+    - name: airflow_ha.wait_healthy
+    - tgt: {{ orch.migrate_host | json }}
+    - kwarg:
+        url: {{ orch.api_url | json }}
+        ca_file: {{ orch.ca_file | json }}
+        major: {{ orch.airflow_major }}
+        timeout: 30
+    - failhard: True
+    - require:
+      - salt: {{ ns.prev }}
+{%- set ns.prev = 'orch-reboot-precheck-airflow' %}
+{%- if orch.roles.get('worker') %}
+
+orch-reboot-precheck-workers:
+  salt.function:
+    - name: airflow_ha.wait_worker
+    - tgt: {{ orch.roles.worker | join(',') | json }}
+    - tgt_type: list
+    - kwarg:
+        timeout: 30
+    - failhard: True
+    - require:
+      - salt: {{ ns.prev }}
+{%-   set ns.prev = 'orch-reboot-precheck-workers' %}
+{%- endif %}
+
+{%- for host in plan %}
+{%-   set roles = host_roles[host] %}
+{%-   if 'postgres' in roles %}
+
+orch-reboot-leader-off-{{ host }}:
+  # the Patroni leader first switched over to a healthy replica (nothing if it leads not)
+  salt.function:
+    - name: ha_cluster.move_patroni_leader
+    - tgt: {{ host | json }}
+    - kwarg:
+        member: {{ host | json }}
+        max_lag_mb: {{ reboot.max_lag_mb }}
+        wait: {{ reboot.switchover_wait | int }}
+    - failhard: True
+    - require:
+      - salt: {{ ns.prev }}
+{%-     set ns.prev = 'orch-reboot-leader-off-' ~ host %}
+{%-   endif %}
+{{ gates.drain(orch, ns, 'orch-reboot', host) }}
+
+orch-reboot-{{ host }}:
+  salt.function:
+    - name: ha_cluster.reboot
+    - tgt: {{ host | json }}
+    - kwarg:
+        # the master's own host: time for this run to end first
+        delay: {{ [reboot.delay | int, 15 if host == master else 0] | max }}
+    - failhard: True
+    - require:
+      - salt: {{ ns.prev }}
+{%-   set ns.prev = 'orch-reboot-' ~ host %}
+{%-   if host == master %}
+
+orch-reboot-master-last:
+  test.succeed_without_changes:
+    - name: {{ (master ~ ', the Salt master\'s host, reboots now and this run ends; once it is back: salt-run state.orchestrate orch.rolling_reboot pillar=\'{"hosts": []}\' checks the cluster') | json }}
+    - require:
+      - salt: {{ ns.prev }}
+{%-   else %}
+
+orch-reboot-back-{{ host }}:
+  # its minion answers on a new boot: retried while it is down
+  salt.function:
+    - name: ha_cluster.rebooted
+    - tgt: {{ host | json }}
+    - timeout: 15
+    - retry:
+        attempts: {{ [(reboot.timeout | int) // 25, 1] | max }}
+        interval: 10
+        until: True
+    - failhard: True
+    - require:
+      - salt: {{ ns.prev }}
+{%-     set ns.prev = 'orch-reboot-back-' ~ host %}
+{%-     for via, kwargs in (quorum_checks(host) | load_json) | dictsort %}
+
+orch-reboot-healthy-{{ host }}-via-{{ via }}:
+  # the whole quorum tier healthy again: the host's member back, streaming, caught up
+  salt.function:
+    - name: ha_cluster.wait_healthy
+    - tgt: {{ via | json }}
+    - kwarg: {{ dict(kwargs, timeout=reboot.health_timeout | int) | json }}
+    - failhard: True
+    - require:
+      - salt: {{ ns.prev }}
+{%-       set ns.prev = 'orch-reboot-healthy-' ~ host ~ '-via-' ~ via %}
+{%-     endfor %}
+{{ gates.gates(orch, ns, 'orch-reboot', host, units=True) }}
+
+orch-reboot-done-{{ host }}:
+  # the seconds from its reboot to the cluster healthy again
+  salt.function:
+    - name: ha_cluster.rebooted
+    - tgt: {{ host | json }}
+    - kwarg:
+        clear: True
+    - failhard: True
+    - require:
+      - salt: {{ ns.prev }}
+{%-     set ns.prev = 'orch-reboot-done-' ~ host %}
+{%-   endif %}
+{%- endfor %}
+{%- endif %}
