@@ -127,6 +127,8 @@ def test_haproxy_cfg_routes_each_frontend_to_the_right_hosts(rendered, render_se
     assert "option httpchk GET '/api/v2/monitor/health'" in web and "http-check expect status 200" in web
     assert [line for line in web if line.startswith("server ")] == ["server af1 10.83.0.21:8080 check",
                                                                     "server af2 10.83.0.22:8080 check"]
+    # a restarting api-server that refuses a connection before it is marked down: the request goes to the other
+    assert "retries 3" in web and "option redispatch 1" in web
     flower = cfg["listen flower"]
     assert "bind *:5555" in flower
     assert [line for line in flower if line.startswith("server ")] == ["server af1 10.83.0.21:5556 check"]

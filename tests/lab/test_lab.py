@@ -139,6 +139,10 @@ def test_drills_recover_with_no_lost_work(lab, capfd):
     assert results["auth"]["rabbitmq_changes_on_log_host"] == results["auth"]["rabbitmq_changes"] == 3
     # no card number (PAN) in what the log host received, once the drill's planted test number is found and removed
     assert results["logs"]["pan_found"] == 0 and results["logs"]["pan_files"] > 0
+    # day 2 (issue 20): the rolling restart and a rolling reboot (an Airflow host, a database host) with short DAG
+    # runs going on: every run created succeeded, no try failed
+    day2 = results["day2"]
+    assert day2["runs"] > 0 and not day2["failed_runs"] and not day2["failed_tries"], day2
     # no acknowledged commit lost in any partition, every member healthy again without repair
     for scenario, figures in results["partition"].items():
         if scenario == "rabbitmq_left_paused":  # no writer: the timer's restart of a node left paused
