@@ -11,7 +11,7 @@ It runs in the master's reactor, as root, on the Salt master's host (role
 ca). The webhook is open (rest_cherrypy ``webhook_disable_auth``: Alertmanager
 cannot log in for Salt's expiring eauth tokens), so this checks each request
 itself: its ``Authorization: Bearer`` token against the token file that
-salt/autoscale wrote from pillar secrets:autoscale:webhook_token (constant
+salt/autoscale wrote from the webhook token secret (constant
 time), and the body, an Alertmanager payload of our firing alerts
 (``ha_inventory.autoscale_request``, read from the state tree's _modules: the
 master loads no custom module). Only then it runs orch.autoscale with pillar
