@@ -132,3 +132,40 @@ def test_without_a_standby_host_nothing_new_renders(compiled):
     assert [r["name"] for r in config["receivers"]] == ["airflow-ha"]
     assert "CeleryBacklog" not in states["monitoring-prometheus-rules"]["text"]
     assert "airflow_standby_worker" not in states["monitoring-prometheus-config"]["text"]
+
+
+def orchestrate_in_fresh_process(pillar, root, secrets_dir, cache_root):
+    """orch.autoscale as the master renders it (its own id, in no inventory) with orchestrate ``pillar``."""
+    import salt.client
+
+    from clusters.state_render import render_tool, state_args
+
+    opts = render_tool.minion_opts(render_tool.MASTER_ID, "compact", "debian12", secrets_dir, cache_root,
+                                   (root,), cache_tag="-autoscale-orch")
+    high = salt.client.Caller(mopts=opts).cmd("state.show_sls", "orch.autoscale", pillar=pillar)
+    assert isinstance(high, dict), high
+    return {state_id: state_args(chunk) for state_id, chunk in high.items() if isinstance(chunk, dict)}
+
+
+@pytest.fixture(scope="module")
+def orchestrates(tls_env, tmp_path_factory):
+    root = str(standby_root(tmp_path_factory.mktemp("autoscale-orch")))
+    plain = str(tmp_path_factory.mktemp("autoscale-orch-plain"))
+    jobs = {"up": ({"action": "up"}, root), "down": ({"action": "down"}, root), "none": ({}, root),
+            "sideways": ({"action": "sideways"}, root), "plain-up": ({"action": "up"}, plain)}
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(1, maxtasksperchild=1) as pool:
+        pending = {k: pool.apply_async(orchestrate_in_fresh_process, (p, r, *tls_env)) for k, (p, r) in jobs.items()}
+        return {k: p.get(timeout=600) for k, p in pending.items()}
+
+
+def test_orch_autoscale_targets_the_standby_hosts(orchestrates):
+    up = orchestrates["up"]["orch-autoscale-up"]
+    assert (up["fun"], up["name"], up["tgt"], up["tgt_type"]) == ("salt.function", "airflow_ha.standby_up",
+                                                                  STANDBY_HOST, "list")
+    down = orchestrates["down"]["orch-autoscale-down"]
+    assert (down["name"], down["tgt"], down["kwarg"]) == ("airflow_ha.standby_down", STANDBY_HOST, {"timeout": 600})
+    for bad in ("none", "sideways"):
+        refused = orchestrates[bad]["orch-autoscale-refused"]
+        assert refused["fun"] == "test.fail_without_changes" and "give up" in refused["name"]
+    assert list(orchestrates["plain-up"]) == ["orch-autoscale-no-standby-host"]

@@ -298,3 +298,24 @@ def test_the_webhook_token_goes_to_the_monitoring_and_ca_hosts():
     assert "autoscale:webhook_token" in ha_inventory.host_secrets(inv, "db1", role_secrets)  # ca
     assert "autoscale:webhook_token" in ha_inventory.host_secrets(inv, "db3", role_secrets)  # monitoring
     assert "autoscale:webhook_token" not in ha_inventory.host_secrets(inv, "af1", role_secrets)
+
+
+def test_salts_own_py_renderer_runs_the_reactor(token_file):
+    """As the master's reactor renders it: Salt's template pipeline, `#!py`, with `tag` and `data`."""
+    import salt.config
+    import salt.loader
+    import salt.template
+
+    opts = salt.config.minion_config(None)
+    opts.update(file_roots={"base": [str(REPO / "salt")]}, airflow_ha_autoscale_token_file=str(token_file))
+    renderers = salt.loader.render(opts, {})
+
+    def react(data):
+        return salt.template.compile_template(
+            str(REPO / "salt" / "reactor" / "autoscale.sls"), renderers, opts["renderer"],
+            opts["renderer_blacklist"], opts["renderer_whitelist"], tag=ha_inventory.AUTOSCALE_TAG, data=data)
+
+    assert react(event(payload(("CeleryBacklogIdle", "down", "firing")))) == {"airflow-ha-autoscale-down": {
+        "runner.state.orchestrate": [{"args": [{"mods": "orch.autoscale"},
+                                               {"pillar": {"action": "down", "alerts": ["CeleryBacklogIdle"]}}]}]}}
+    assert react(event(payload(("CeleryBacklogIdle", "down", "firing")), auth="Bearer nope")) == {}
