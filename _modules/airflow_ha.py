@@ -1426,6 +1426,70 @@ def drain_worker(hostname=None, timeout=600, interval=5, resume_on_timeout=True,
         time.sleep(float(interval))
 
 
+# ----------------------------------------- standby workers (autoscaling, issue 20)
+WORKER_UNIT = "airflow-worker"
+
+
+def _standby_check():
+    """This host's name; raises unless the inventory marks it ``standby: true`` (orch.autoscale acts on
+    those only: stopping a worker the cluster relies on is never the autoscaling's to do)."""
+    host = _host()
+    standby = __salt__["ha_inventory.standby_hosts"]()
+    if host not in standby:
+        raise CommandExecutionError(
+            f"{host} is no standby worker (inventory:hosts:{host}:standby is not true; standby hosts: "
+            f"{', '.join(standby) or 'none'}): the autoscaling starts and stops standby workers only")
+    return host
+
+
+def standby_up(unit=WORKER_UNIT):
+    """
+    Scale up: start this standby host's Celery worker (``service.start
+    airflow-worker``), unless it already runs: then nothing is done, and the
+    comment says so. Refuses a host without inventory ``standby: true``.
+    orch.autoscale (pillar action up) runs it on every standby host.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call airflow_ha.standby_up
+    """
+    host = _standby_check()
+    if __salt__["service.status"](unit):
+        return {"host": host, "changed": False, "comment": f"{host}: {unit} already runs: nothing to do"}
+    if not __salt__["service.start"](unit):
+        raise CommandExecutionError(f"{host}: {unit} did not start: see journalctl -u {unit}")
+    return {"host": host, "changed": True, "comment": f"{host}: {unit} started"}
+
+
+def standby_down(unit=WORKER_UNIT, timeout=600, interval=5):
+    """
+    Scale down: drain this standby host's Celery worker
+    (:py:func:`drain_worker`: it stops consuming, its running tasks finish;
+    ``timeout``: pillar airflow:drain_timeout), then stop its unit
+    (``service.stop airflow-worker``); nothing when it is already stopped
+    (the comment says so). A drain past ``timeout`` raises and leaves the
+    worker running and consuming again. Refuses a host without inventory
+    ``standby: true``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call airflow_ha.standby_down timeout=600
+    """
+    host = _standby_check()
+    if not __salt__["service.status"](unit):
+        return {"host": host, "changed": False, "comment": f"{host}: {unit} is already stopped: nothing to do"}
+    drained = drain_worker(timeout=timeout, interval=interval)
+    if not __salt__["service.stop"](unit):
+        raise CommandExecutionError(f"{host}: {unit} did not stop after its drain: see journalctl -u {unit}")
+    return {"host": host, "changed": True, "drained": drained,
+            "comment": f"{host}: {unit} drained ({drained.get('tasks_finished', 0)} task(s) finished in "
+                       f"{drained.get('waited_s', 0)} s) and stopped"}
+
+
 def wait_worker(hostname=None, timeout=300, interval=5, venv=DEFAULT_VENV, env_file=DEFAULT_ENV_FILE, runas=None):
     """
     Wait until the Celery worker on ``hostname`` (this host by default)

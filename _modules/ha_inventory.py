@@ -103,6 +103,18 @@ REQUIRED_QUEUES = {
     CARD_QUEUE: "the card_processing DAG's tasks (salt/dags/card_processing.py), the only workers the card target admits",
 }
 QUEUE_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
+# Autoscaling on queue depth (issue 20): a worker host with ``standby: true``
+# is provisioned but its Celery worker unit is left stopped by the highstate;
+# Alertmanager's webhook (salt-api) and the reactor salt/reactor/autoscale.sls
+# start it on a backlog (alert CeleryBacklogHigh, label autoscale: up) and
+# drain and stop it when idle (CeleryBacklogIdle, autoscale: down), through
+# orch.autoscale (pillar ``action``). AUTOSCALE_TOKEN_FILE: the webhook's
+# shared secret (pillar secrets:autoscale:webhook_token) on the master's host
+# (role ca), root 0600, which the reactor compares the request's bearer token with.
+AUTOSCALE_ALERTS = {"CeleryBacklogHigh": "up", "CeleryBacklogIdle": "down"}
+AUTOSCALE_HOOK = "airflow-ha/autoscale"
+AUTOSCALE_TAG = "salt/netapi/hook/" + AUTOSCALE_HOOK
+AUTOSCALE_TOKEN_FILE = "/etc/salt/airflow-ha/autoscale-webhook.token"
 SECRETS_FIX = "run `make secrets` (tools/gen_secrets.py) or set it in your secrets pillar"
 # With pillar tls:enabled, what every host needs from pillar: the CA certificate
 # (shared secrets file); each host makes its own key and asks the CA host
@@ -433,6 +445,102 @@ def _check_queues(hosts, members, errors):
             errors.append(f"inventory:hosts: queue {queue!r} ({what}) is served by no worker host: add {queue!r} to "
                           f"inventory:hosts:<name>:queues of at least one worker host "
                           f"({', '.join(members['worker'])}), e.g. queues: [{DEFAULT_QUEUE}, {CARD_QUEUE}]")
+
+
+def _check_standby(hosts, members, errors):
+    """``standby``: true or false, on worker hosts only; every required queue served by a host that is no
+    standby (a stopped standby worker serves nothing until the backlog starts it)."""
+    bad = False
+    for name, host in hosts.items():
+        if "standby" not in host:
+            continue
+        key = f"inventory:hosts:{name}:standby"
+        if not isinstance(host["standby"], bool):
+            errors.append(f"{key} is {host['standby']!r}: use true (the highstate leaves its Celery worker stopped, "
+                          f"the autoscaling starts it on a backlog) or false, or leave it out")
+            bad = True
+        elif host["standby"] and "worker" not in (host.get("roles") or []):
+            errors.append(f"{key} is true but {name} has no role 'worker' (only a Celery worker is started on a "
+                          f"backlog): remove {name}'s standby or give it the worker role")
+            bad = True
+    if bad or not members.get("worker"):
+        return
+    active = {n: h for n, h in hosts.items() if h.get("standby") is not True}
+    served = queue_members({"hosts": active})
+    for queue, what in REQUIRED_QUEUES.items():
+        if not served.get(queue) and queue_members({"hosts": hosts}).get(queue):
+            only = ", ".join(queue_members({"hosts": hosts})[queue])
+            errors.append(f"inventory:hosts: queue {queue!r} ({what}) is served only by standby hosts ({only}), "
+                          f"whose workers are stopped until a backlog: set inventory:hosts:<name>:standby false on "
+                          f"one of them, or add {queue!r} to the queues of a worker host that is no standby")
+
+
+def standby_members(inventory):
+    """Sorted names of the worker hosts of ``inventory`` with ``standby: true`` (their Celery worker left
+    stopped by the highstate, started and stopped by the autoscaling). A plain function."""
+    return sorted(n for n, h in ((inventory or {}).get("hosts") or {}).items()
+                  if isinstance(h, dict) and h.get("standby") is True and "worker" in _roles_of(h))
+
+
+def _bearer(headers):
+    """The bearer token of an HTTP request's ``headers`` (any case of the name), or None."""
+    for name, value in (headers or {}).items() if isinstance(headers, dict) else ():
+        if str(name).lower() == "authorization" and isinstance(value, str):
+            kind, _, token = value.strip().partition(" ")
+            if kind.lower() == "bearer" and token.strip():
+                return token.strip()
+    return None
+
+
+def autoscale_request(data, token):
+    """
+    What the autoscale webhook's event ``data`` (salt-api's rest_cherrypy
+    ``/hook``: ``headers``, ``post`` the parsed body) asks for:
+    ``{"action": "up"|"down"|None, "reason": str, "alerts": [names]}``.
+    An action only when the request carries ``Authorization: Bearer
+    <token>`` (compared in constant time; ``token`` the shared secret, None
+    or empty refuses everything) and its body is an Alertmanager webhook
+    payload (version 4) of a firing group whose firing alerts are all ours
+    (AUTOSCALE_ALERTS) with a matching ``autoscale`` label, of one action.
+    A resolved notification, another alert, a mix of up and down: no action,
+    the reason says why. A plain function: the reactor calls it on the master.
+    """
+    import hmac
+
+    def refuse(reason):
+        return {"action": None, "reason": reason, "alerts": []}
+
+    data = data if isinstance(data, dict) else {}
+    given = _bearer(data.get("headers"))
+    if not token or not str(token).strip():
+        return refuse(f"no webhook token on the master ({AUTOSCALE_TOKEN_FILE}, from pillar "
+                      "secrets:autoscale:webhook_token): run the highstate of the ca host")
+    if given is None:
+        return refuse("the request has no 'Authorization: Bearer' header")
+    if not hmac.compare_digest(given.encode(), str(token).strip().encode()):
+        return refuse("the request's bearer token is not the webhook token")
+    post = data.get("post")
+    if not isinstance(post, dict) or str(post.get("version")) != "4" or not isinstance(post.get("alerts"), list):
+        return refuse("the body is not an Alertmanager webhook payload (version 4 with alerts)")
+    if post.get("status") != "firing":
+        return refuse(f"the alert group is {post.get('status')!r}, not firing: nothing to do")
+    firing = [a for a in post["alerts"] if isinstance(a, dict) and a.get("status") == "firing"]
+    if not firing:
+        return refuse("no alert of the payload is firing")
+    actions, names = set(), []
+    for alert in firing:
+        labels = alert.get("labels") if isinstance(alert.get("labels"), dict) else {}
+        name, wanted = labels.get("alertname"), AUTOSCALE_ALERTS.get(labels.get("alertname"))
+        if wanted is None or labels.get("autoscale") != wanted:
+            return refuse(f"alert {name!r} (autoscale={labels.get('autoscale')!r}) is not an autoscale alert "
+                          f"({', '.join(f'{k} autoscale={v}' for k, v in AUTOSCALE_ALERTS.items())})")
+        actions.add(wanted)
+        names.append(name)
+    if len(actions) != 1:
+        return refuse(f"the payload asks for both {' and '.join(sorted(actions))}: nothing done")
+    action = actions.pop()
+    return {"action": action, "reason": f"{', '.join(sorted(set(names)))} firing: scale {action}",
+            "alerts": sorted(set(names))}
 
 
 def _check_vips(inventory, hosts, members, errors):
@@ -772,6 +880,7 @@ def find_errors(inventory, secrets=None, ports=None, check_secrets=True, tls=Non
     hosts = _check_hosts(inventory, errors)
     members = _check_roles(hosts, errors)
     _check_queues(hosts, members, errors)
+    _check_standby(hosts, members, errors)
     _check_vips(inventory, hosts, members, errors)
     _check_dags(inventory, members, errors)
     _check_ports(ports, errors)
@@ -797,10 +906,11 @@ def normalize(inventory):
             prefix=net.prefixlen,
             roles=list(host.get("roles") or []),
             queues=host_queues(host),
+            standby=host.get("standby") is True and "worker" in (host.get("roles") or []),
         )
     members = {role: [n for n in hosts if role in hosts[n]["roles"]] for role in KNOWN_ROLES}
     return dict(inventory, hosts=hosts, roles=members, queues=queue_members(inventory),
-                vips=dict(inventory.get("vips") or {}))
+                standby=standby_members(inventory), vips=dict(inventory.get("vips") or {}))
 
 
 def port_applies(rule, tls=False):
@@ -1138,6 +1248,38 @@ def queue_ips(queue):
     """
     inv = normalize(_pillar_inventory())
     return sorted((inv["hosts"][n]["ip"] for n in inv["queues"].get(queue, [])), key=_ip_sort_key)
+
+
+def standby_hosts():
+    """
+    Sorted names of the worker hosts with inventory ``standby: true``: their
+    Celery worker is installed but left stopped by the highstate, and
+    orch.autoscale starts it on a backlog and drains and stops it when idle
+    (docs/operations.md, Autoscaling).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call ha_inventory.standby_hosts
+    """
+    return standby_members(_pillar_inventory())
+
+
+def autoscale_token_file():
+    """
+    Where the autoscaling webhook's shared secret (pillar
+    secrets:autoscale:webhook_token) lives on the Salt master's host (role
+    ca), root 0600: salt/autoscale writes it, the reactor
+    salt/reactor/autoscale.sls compares each request's bearer token with it.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call ha_inventory.autoscale_token_file
+    """
+    return AUTOSCALE_TOKEN_FILE
 
 
 def default_queue():

@@ -51,7 +51,10 @@ PROBES = {
                                         "http://{ip}:{api_port}{health_path}"),
     # each process, on its own host
     "airflow_scheduler": ("scheduler", "http_2xx", "http://{ip}:{scheduler_health_port}/health"),
+    # the workers but the standby ones (inventory `standby: true`, stopped until a backlog: not a failure)
     "airflow_worker": ("worker", "tcp_connect", "{ip}:{log_server_port}"),
+    # the standby workers: whether the autoscaling has started them (CeleryBacklogHigh/Idle), no alert of its own
+    "airflow_standby_worker": ("standby_worker", "tcp_connect", "{ip}:{log_server_port}"),
     "airflow_triggerer": ("triggerer", "tcp_connect", "{ip}:{trigger_log_server_port}"),
     # what users reach: the UI/API on the main VIP
     "airflow_vip": ("vip", "airflow_api", "http://{vip}:{public_port}{health_path}"),
@@ -108,6 +111,16 @@ def jobs_for(inventory, exporters=None, disabled=(), tls=None):
     return jobs
 
 
+def _probed(role, host):
+    """Whether a probe of ``role`` targets inventory ``host``: ``worker`` the workers that are no standby,
+    ``standby_worker`` the standby ones (issue 20), any other role its hosts."""
+    roles = host.get("roles") or []
+    standby = host.get("standby") is True and "worker" in roles
+    if role == "standby_worker":
+        return standby
+    return role in roles and not (role == "worker" and standby)
+
+
 def probes_for(inventory, params, disabled=(), tls=False):
     """
     Blackbox probe jobs for an inventory: like ``jobs_for`` (name, metrics_path,
@@ -127,7 +140,7 @@ def probes_for(inventory, params, disabled=(), tls=False):
             vip = (inventory.get("vips") or {}).get("main")
             targets = [{"address": template.format(vip=vip["ip"], **params), "host": vip["hostname"]}] if vip else []
         else:
-            names = sorted(n for n, h in hosts.items() if role in (h.get("roles") or []))
+            names = sorted(n for n, h in hosts.items() if _probed(role, h))
             targets = [{"address": template.format(ip=hosts[n]["ip"], **params), "host": n} for n in names]
         if targets:
             jobs.append({"job_name": job, "metrics_path": "/probe", "module": module, "targets": targets,

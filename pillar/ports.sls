@@ -74,6 +74,9 @@ ports:
   - {role: ldap, port: 636, proto: tcp, from_roles: [webserver], purpose: "LDAPS: the api-servers' FAB logins (slapd)", keys: [ldap:port]}
   - {role: logs, port: 6514, proto: tcp, from_roles: [all], purpose: "syslog over TLS (rsyslog, mutual x509): every host's logs to the central log host", keys: [logs:port]}
   - {role: webserver, port: 6515, proto: tcp, from_roles: [worker, triggerer], purpose: "syslog over TLS (rsyslog, mutual x509): task log copies to the api-server hosts", keys: [logs:task_logs:port]}
+  # salt-api on the Salt master's host (role ca): Alertmanager's autoscaling webhook (listens only with a
+  # standby worker host in the inventory; salt/autoscale)
+  - {role: ca, port: 8000, proto: tcp, from_roles: [monitoring], purpose: "salt-api: Alertmanager's autoscaling webhook", keys: [autoscale:salt_api:port]}
   - {role: monitoring, port: 9090, proto: tcp, from_roles: [all], from_networks: [admin], purpose: Prometheus, scraped: true}
   - {role: monitoring, port: 9093, proto: tcp, from_roles: [monitoring], purpose: Alertmanager, scraped: true}
   - {role: monitoring, port: 9094, proto: tcp, from_roles: [monitoring], purpose: "Alertmanager cluster (only with 2+ monitoring hosts)"}

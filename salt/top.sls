@@ -60,6 +60,11 @@ base:
   'roles:monitoring':
     - match: pillar
     - monitoring
+  # the Salt master's host: salt-api for the autoscaling webhook (only with a
+  # standby worker host in the inventory)
+  'roles:ca':
+    - match: pillar
+    - autoscale
   'roles:backup':
     - match: pillar
     - backup

@@ -70,6 +70,8 @@ MAKERS = {
     "keepalived:auth_pass": lambda: password(8),
     # pgBackRest's repository encryption (repo1-cipher-pass, aes-256-cbc)
     "pgbackrest:cipher_pass": lambda: password(64),
+    # Alertmanager's bearer token to salt-api's autoscaling webhook (an HTTP header: url-safe characters)
+    "autoscale:webhook_token": lambda: secrets.token_urlsafe(32),
 }
 # private key -> (its public half, the key's comment)
 SSH_PAIRS = {

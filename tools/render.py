@@ -128,6 +128,8 @@ ORCH_PILLARS = {
     "orch.add_worker": [lambda hosts: {"host": hosts["worker"][0]}],
     "orch.deploy_dags": [lambda hosts: {}, lambda hosts: {"source": "salt://dags"}],
     "orch.rollback_dags": [lambda hosts: {}, lambda hosts: {"release": "0123456789abcdef"}],
+    # without action it renders its refusal; up and down (nothing to scale without a standby host)
+    "orch.autoscale": [lambda hosts: {}, lambda hosts: {"action": "up"}, lambda hosts: {"action": "down"}],
     # without target_time and confirm it renders only its refusal
     "orch.restore": [lambda hosts: {}, lambda hosts: {"target_time": "2026-12-02 03:00:00+00", "confirm": "restore"}],
     # every host; some in a given order; a check only

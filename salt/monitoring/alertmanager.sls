@@ -33,6 +33,23 @@ monitoring-alertmanager-restarted-for-cluster-flags:
       - service: monitoring-alertmanager-running
 {%- endif %}
 
+{%- if monitoring.autoscale.standby %}
+
+monitoring-alertmanager-autoscale-token:
+  # the bearer token of salt-api's autoscaling webhook (secrets:autoscale:webhook_token)
+  file.managed:
+    - name: {{ monitoring.autoscale.token_file | json }}
+    - contents: {{ salt['pillar.get']('secrets:autoscale:webhook_token') | json }}
+    - user: root
+    - group: {{ monitoring.user }}
+    - mode: '0640'
+    - show_changes: False
+    - require:
+      - pkg: monitoring-prometheus-packages
+    - require_in:
+      - file: monitoring-alertmanager-config
+{%- endif %}
+
 monitoring-alertmanager-config:
   file.managed:
     - name: {{ monitoring.alertmanager_config }}

@@ -35,7 +35,12 @@ orch-airflow-restart-{{ host }}:
     - name: cmd.run
     - tgt: {{ host | json }}
     - arg:
+{%-   if host in orch.standby %}
+      # a standby worker host (issue 20): only what runs (the autoscaling decides whether its worker does)
+      - systemctl try-restart 'airflow-*.service'
+{%-   else %}
       - systemctl restart 'airflow-*.service'
+{%-   endif %}
     - failhard: True
     - require:
       - salt: {{ ns.prev }}

@@ -136,12 +136,14 @@ orch-reboot-precheck-airflow:
     - require:
       - salt: {{ ns.prev }}
 {%- set ns.prev = 'orch-reboot-precheck-airflow' %}
-{%- if orch.roles.get('worker') %}
+{%- set answering = orch.roles.get('worker', []) | reject('in', orch.standby) | list %}
+{%- if answering %}
 
 orch-reboot-precheck-workers:
+  # every worker but the standby ones (stopped until a backlog: issue 20)
   salt.function:
     - name: airflow_ha.wait_worker
-    - tgt: {{ orch.roles.worker | join(',') | json }}
+    - tgt: {{ answering | join(',') | json }}
     - tgt_type: list
     - kwarg:
         timeout: 30

@@ -1,6 +1,7 @@
 """Every alert rule, evaluated by the real `promtool test rules` on the cases
 of alert_rules_test.yml (and alert_rules_statsd_test.yml where statsd_exporter
-runs, alert_rules_pgbouncer_test.yml with pillar airflow:pgbouncer:enabled):
+runs, alert_rules_pgbouncer_test.yml with pillar airflow:pgbouncer:enabled,
+alert_rules_autoscale_test.yml with a standby worker host, issue 20):
 each fires after its `for:` and resolves. A rule without such a case fails the
 test, as does a case for a rule that does not exist."""
 
@@ -15,10 +16,11 @@ import yaml
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 HERE = Path(__file__).parent
 CASES = {"common": HERE / "alert_rules_test.yml", "statsd": HERE / "alert_rules_statsd_test.yml",
-         "pgbouncer": HERE / "alert_rules_pgbouncer_test.yml"}
+         "pgbouncer": HERE / "alert_rules_pgbouncer_test.yml", "autoscale": HERE / "alert_rules_autoscale_test.yml"}
 # the OS families render different rule sets: statsd_exporter is packaged for RedHat only; PgBouncer's rule
 # only with pillar airflow:pgbouncer:enabled (its exporter scraped)
-CASE_FILES = {"debian12": ["common"], "rocky9": ["common", "statsd"], "debian12+pgbouncer": ["common", "pgbouncer"]}
+CASE_FILES = {"debian12": ["common"], "rocky9": ["common", "statsd"], "debian12+pgbouncer": ["common", "pgbouncer"],
+              "debian12+standby": ["common", "autoscale"]}
 
 
 @pytest.fixture(scope="module", params=sorted(CASE_FILES))
@@ -31,6 +33,10 @@ def rendered(request, render_state_file, salt_env, tmp_path_factory):
         root = tmp_path_factory.mktemp("pgbouncer-pillar")
         (root / "lab.sls").write_text(yaml.safe_dump({"airflow": {"pgbouncer": {"enabled": True}}}))
         render = renderer(salt_env, [root])
+    if os_name.endswith("+standby"):
+        from tests.helpers.standby import standby_root
+
+        render = renderer(salt_env, [standby_root(tmp_path_factory.mktemp("standby-pillar"))])
     path = tmp_path_factory.mktemp(f"rules-{os_name}") / "airflow-ha.yml"
     path.write_text(render("db3", "compact", "monitoring.prometheus", "monitoring-prometheus-rules",
                            os_name.split("+")[0]))
@@ -105,3 +111,10 @@ def test_pgbouncer_rule_only_where_its_exporter_is_scraped(rendered):
     os_name, rules = rendered
     # off by default (pillar airflow:pgbouncer:enabled): its series would never exist
     assert ("PgBouncerClientsWaiting" in alert_names(rules)) == ("pgbouncer" in CASE_FILES[os_name])
+
+
+def test_autoscale_rules_only_with_a_standby_worker_host(rendered):
+    os_name, rules = rendered
+    # issue 20: without a standby host nothing would act on them
+    assert {"CeleryBacklogHigh", "CeleryBacklogIdle"} & alert_names(rules) == (
+        {"CeleryBacklogHigh", "CeleryBacklogIdle"} if "autoscale" in CASE_FILES[os_name] else set())

@@ -89,6 +89,11 @@ engines_dirs:
   - $repo/salt/_engines
 engines:
   - airflow_ha_audit: {}
+# autoscaling (docs/operations.md#autoscaling): salt-api's webhook (salt/autoscale, with a
+# standby worker host only) to the reactor, which checks it and runs orch.autoscale
+reactor:
+  - 'salt/netapi/hook/airflow-ha/autoscale':
+    - salt://reactor/autoscale.sls
 CONF
   install -d -m 0700 /var/cache/salt/master /var/log/salt
   chmod -R go-rwx /var/cache/salt/master
