@@ -562,7 +562,7 @@ def drill_security(inv):
 
 DRILLS = ["add_worker", "throughput", "card", "haproxy", "rabbitmq", "scheduler", "worker", "dags", "security",
           "secrets", "logs", "task_logs", "auth", "monitoring", "alerts", "sync_cost",
-          "housekeeping", "day2", "partition", "card_kills", "restore", "leader"]
+          "housekeeping", "partition", "card_kills", "day2", "restore", "leader"]
 # after these the fan-out must be back to RECOVERED_SHARE of the first figure, with no restart: the
 # database failovers, where throughput once collapsed (a fan-out takes ~2 min on the lab). Not after the
 # HAProxy and RabbitMQ drills (115% and 144% of before when they were rechecked; make bench measures a broker
