@@ -27,6 +27,7 @@ import time
 
 import drill
 import drill_throughput
+from drill_housekeeping import airflow_hosts
 from drill import roles, run, wait
 
 IDLE_S = 15
@@ -121,13 +122,6 @@ def uses_pgbouncer(host, port):
     """Connections from this host's processes to its PgBouncer (ss), 0 when none."""
     proc = run(host, f"ss -Htn state established '( dport = :{port} )' | wc -l", check=False)
     return int(proc.stdout.strip() or 0)
-
-
-def airflow_hosts(inv):
-    hosts = []
-    for role in ("scheduler", "webserver", "dag_processor", "worker", "triggerer", "flower"):
-        hosts += [h for h in roles(inv, role) if h not in hosts]
-    return hosts
 
 
 def switch(inv, enabled):
