@@ -21,10 +21,13 @@ def heal():
     return module
 
 
-def stub(heal, monkeypatch, status, answering=(), status_rc=0, apps_running=None, host="db1", boot=()):
+def stub(heal, monkeypatch, status, answering=(), status_rc=0, apps_running=None, host="db1", boot=(),
+         mnesia_stops=None):
     """``answering``: nodes that answer a ping; ``apps_running``: those whose rabbit app runs (default: the same);
-    ``boot``: this node's successive boot states as its VM reports them (None: the VM does not answer)."""
+    ``boot``: this node's successive boot states as its VM reports them (None: the VM does not answer);
+    ``mnesia_stops``: successive answers to "has Mnesia stopped" after stop_app (default: it has)."""
     calls = []
+    mnesia_stops = list(mnesia_stops or [])
     boots = list(boot)
     apps_running = answering if apps_running is None else apps_running
     statuses = list(status) if isinstance(status, list) else [status]  # successive reads; the last one repeats
@@ -34,6 +37,9 @@ def stub(heal, monkeypatch, status, answering=(), status_rc=0, apps_running=None
         if cmd[:2] == ("rabbitmqctl", "cluster_status"):
             current = statuses.pop(0) if len(statuses) > 1 else statuses[0]
             return subprocess.CompletedProcess(cmd, status_rc, json.dumps(current) if status_rc == 0 else "", "")
+        if cmd[-1] == "mnesia:system_info(is_running).":
+            return subprocess.CompletedProcess(cmd, 0, "no\n" if mnesia_stops.pop(0) else "yes\n", "") \
+                if mnesia_stops else subprocess.CompletedProcess(cmd, 0, "no\n", "")
         if cmd[:2] == ("rabbitmqctl", "eval"):
             state = boots.pop(0) if len(boots) > 1 else (boots[0] if boots else None)
             out = f"{{rabbit@{host},{state},\n [rabbit@db3,rabbit@db2,rabbit@db1]}}\n" if state else ""
@@ -100,7 +106,8 @@ def test_a_node_left_paused_while_every_peer_runs_starts_its_app(heal, monkeypat
     calls = stub(heal, monkeypatch, {}, status_rc=69, host="db2", boot=["stopped"],
                  answering=("rabbit@db1", "rabbit@db3"))
     assert heal.main() == 0
-    assert restarted(calls) == [(None, "start_app")]
+    # stop_app first: the app may have stopped with Mnesia left running, which start_app alone refuses
+    assert restarted(calls) == [(None, "stop_app"), (None, "start_app")]
     assert "starting the rabbit app" in capsys.readouterr().out
 
 
@@ -166,3 +173,20 @@ def test_a_failed_restart_is_reported(heal, monkeypatch, capsys):
     assert heal.main() == 1
     assert "stop_app failed: boom" in capsys.readouterr().err
     assert restarted(calls) == []
+
+
+def test_mnesia_left_running_is_stopped_before_start_app(heal, monkeypatch):
+    """A rabbit app stopped without its Mnesia keeps it through stop_app; start_app would then fail its
+    prelaunch assertion (seen on the lab), so Mnesia is stopped first."""
+    calls = stub(heal, monkeypatch, {}, status_rc=69, host="db2", boot=["stopped"],
+                 answering=("rabbit@db1", "rabbit@db3"), mnesia_stops=[False])
+    assert heal.main() == 0
+    steps = [c[-1] for c in calls if c[-1] in ("stop_app", "start_app", "mnesia:stop().")]
+    assert steps == ["stop_app", "mnesia:stop().", "start_app"]
+
+
+def test_mnesia_already_stopped_is_left_alone(heal, monkeypatch):
+    calls = stub(heal, monkeypatch, {}, status_rc=69, host="db2", boot=["stopped"],
+                 answering=("rabbit@db1", "rabbit@db3"))
+    assert heal.main() == 0
+    assert "mnesia:stop()." not in [c[-1] for c in calls]

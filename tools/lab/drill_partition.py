@@ -316,20 +316,23 @@ def rabbitmq_node_isolated(inv, hold=45):
 
 def rabbitmq_left_paused(inv):
     """A node whose app stays stopped while its peers run (pause_minority's one restart failed): the
-    partition heal timer must start it. ``stop_app`` leaves the node in that state."""
+    partition heal timer must start it. Stopping the rabbit application alone leaves the node as a failed
+    recovery did in a lab run: Mnesia still running, the peers listing the node as running, and a bare
+    ``start_app`` refused."""
     nodes = roles(inv, "rabbitmq")
     victim = nodes[-1]
     defaults = rabbitmq_defaults()
     since = run(victim, "date '+%Y-%m-%d %H:%M:%S'").stdout.strip()
-    run(victim, "runuser -u rabbitmq -- rabbitmqctl stop_app")
+    run(victim, "cd /tmp && runuser -u rabbitmq -- rabbitmqctl eval 'application:stop(rabbit).'")
     # the timer's interval and its grace period, and a start under load
     window = 2 * int(defaults["partition_heal"]["interval"].rstrip("s")) + 120
-    whole = wait_whole(inv, nodes, window, f"RabbitMQ cluster whole after stop_app on {victim}")
+    whole = wait_whole(inv, nodes, window, f"RabbitMQ cluster whole after the rabbit app stopped on {victim}")
     started = "starting the rabbit app" in heal_journal(victim, f"--since '{since}'")
     print(f"FIGURE drill partition rabbitmq_left_paused: the app of {victim} stopped, its peers running: "
           f"cluster whole {whole:.0f} s later, {'started by the partition heal timer' if started else 'not by the timer'}",
           flush=True)
-    assert started, f"the cluster was whole again after stop_app on {victim}, but not through the partition heal timer"
+    assert started, (f"the cluster was whole again after the rabbit app stopped on {victim}, but not through the "
+                     "partition heal timer")
     return {"whole_after_s": round(whole, 1), "started_by_timer": started}
 
 

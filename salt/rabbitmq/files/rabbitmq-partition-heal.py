@@ -20,9 +20,10 @@ that, and only that:
   its cluster answers and runs its app starts its app again. pause_minority restarts a paused
   node itself once its condition holds, but the attempt is made once: when that start fails
   (a second cut during the recovery, rabbitmq-server#2175, or a slow Mnesia start), the node
-  stays paused for good. The node must stay so for a grace period; a node that is booting, or
-  whose peers do not all run, is left alone. To keep a node's app stopped on purpose, stop
-  this timer first.
+  stays paused for good, sometimes with Mnesia still running (its peers then list it among their
+  running nodes, and start_app fails): stop_app, Mnesia stopped if it still runs, start_app. The node must stay so
+  for a grace period; a node that is booting, or whose peers do not all run, is left alone. To
+  keep a node's app stopped on purpose, stop this timer first.
 Run by rabbitmq-partition-heal.timer; every action is logged to the journal.
 """
 import json
@@ -48,9 +49,19 @@ def app_running(node):
     return run("rabbitmq-diagnostics", "-n", node, "-q", "check_running").returncode == 0
 
 
+def mnesia_running(target):
+    proc = run("rabbitmqctl", *target, "eval", "mnesia:system_info(is_running).")
+    return proc.returncode == 0 and proc.stdout.strip() != "no"
+
+
 def restart_app(node=None):
     target = ("-n", node) if node else ()
     for step in ("stop_app", "start_app"):
+        if step == "start_app" and mnesia_running(target):
+            # a rabbit app that stopped without its Mnesia (a failed pause_minority recovery) keeps it
+            # running through stop_app, and start_app refuses a running Mnesia: stop it as rabbit's stop would
+            print(f"Mnesia still runs{' on ' + node if node else ''} with the rabbit app stopped: stopping it", flush=True)
+            run("rabbitmqctl", *target, "eval", "mnesia:stop().")
         proc = run("rabbitmqctl", *target, step)
         if proc.returncode:
             print(f"rabbitmqctl {' '.join(target)} {step} failed: {proc.stderr.strip()}", file=sys.stderr, flush=True)
@@ -83,10 +94,9 @@ def start_stuck_app():
         return 0
     print(f"the rabbit app stays stopped here while {others} run theirs (a pause_minority recovery that did "
           "not restart it): starting the rabbit app", flush=True)
-    proc = run("rabbitmqctl", "start_app")
-    if proc.returncode:
-        print(f"rabbitmqctl start_app failed: {proc.stderr.strip()}", file=sys.stderr, flush=True)
-    return proc.returncode
+    # stop_app first: a stop of the rabbit app alone can leave Mnesia running, and start_app then fails
+    # (rabbit_prelaunch asserts that Mnesia is not running); stop_app stops Mnesia too
+    return restart_app()
 
 
 def cluster_status():
