@@ -1,6 +1,7 @@
 """
 The health of the cluster's quorum services as one list of problems, and
-the steps of a rolling reboot (``orch.rolling_reboot``): move the Patroni
+the steps of a rolling reboot (``orch.rolling_reboot``): its plan (which
+hosts, in which order, the Salt master's own host last), move the Patroni
 leader off a host, reboot it, know it came back.
 
 Each check runs where its tool is: Patroni's on a PostgreSQL member
@@ -19,6 +20,7 @@ CLI Example:
 
 import json
 import logging
+from collections.abc import Hashable, Mapping, Sequence
 import os
 import socket
 import time
@@ -267,7 +269,72 @@ def move_patroni_leader(member=None, max_lag_mb=16, wait=60):
     return {"moved": True, "from": member, "to": candidate, "seconds": round(time.monotonic() - started, 1)}
 
 
+# ------------------------------------------------------------------- plan
+
+
+def reboot_plan(host_roles, quorum_roles, hosts=None, include_master=False, master_host="", host_ips=None,
+                master_ips=()):
+    """
+    The hosts ``orch.rolling_reboot`` reboots, in order, as
+    ``{'plan': [...], 'left_out': [...], 'master': NAME or '', 'errors': [...]}``
+    (with errors nothing is rebooted). Rendered on the Salt master, which
+    loads no custom module: the orchestrate calls this through
+    ``salt/orch/module_call.py``; it reads nothing but its arguments.
+
+    ``host_roles``: {inventory host: [roles]}; ``quorum_roles``: the roles
+    whose members reboot last (etcd, PostgreSQL, RabbitMQ). ``hosts``
+    (orchestrate pillar ``hosts``): None for every host, those without a
+    quorum role first, then the quorum members, each group by name; else a
+    list (or a comma-separated string) of inventory hosts, rebooted in that
+    order ([]: none, the checks only). ``include_master``: with ``hosts``
+    None, also reboot the Salt master's own host (else it is left out);
+    a given list always includes it. Either way it goes last, since its
+    reboot ends the run. That host is ``master_host`` (pillar
+    ``master_host``, an inventory name) when given, else the first inventory
+    host by name whose IP (``host_ips``: {host: ip}) is one of the master's
+    own (``master_ips``, its ipv4 grain).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call ha_cluster.reboot_plan '{af1: [scheduler], db1: [postgres]}' '[postgres]' hosts=db1,af1
+    """
+    errors = []
+    master = str(master_host)
+    if master and master not in host_roles:
+        errors.append(f"orchestrate pillar master_host {json.dumps(master)} is no inventory host")
+    if not master:
+        master = next((host for host, ip in sorted((host_ips or {}).items())
+                       if ip is not None and ip in (master_ips or [])), "")
+    if isinstance(hosts, str):
+        hosts = [h.strip() for h in hosts.split(",") if h.strip()]
+    plan = []
+    if hosts is None:
+        quorum = {host for host, roles in host_roles.items() if set(roles or []) & set(quorum_roles)}
+        plan = [h for h in sorted(host_roles) if h not in quorum] + sorted(quorum)
+    elif isinstance(hosts, Sequence) and not isinstance(hosts, Mapping):
+        for host in hosts:
+            if not isinstance(host, Hashable) or host not in host_roles:
+                errors.append(f"orchestrate pillar hosts: {json.dumps(host, sort_keys=True)} is no inventory host")
+            elif host in plan:
+                errors.append(f"orchestrate pillar hosts: {json.dumps(host)} is listed twice")
+            else:
+                plan.append(host)
+        include_master = True
+    else:
+        errors.append(f"orchestrate pillar hosts is {json.dumps(hosts, sort_keys=True)}: "
+                      "give a list of inventory hosts")
+    left_out = []
+    if master in plan:
+        plan.remove(master)
+        (plan if include_master else left_out).append(master)
+    return {"plan": plan, "left_out": left_out, "master": master, "errors": errors}
+
+
 # ------------------------------------------------------------------- reboot
+
+
 def _read(path):
     with open(path) as f:
         return f.read()

@@ -2,9 +2,11 @@
     only once the whole cluster is healthy again after the one before.
     salt-run state.orchestrate orch.rolling_reboot
     salt-run state.orchestrate orch.rolling_reboot pillar='{"hosts": ["af2", "db3"]}'
-    Pillar: `hosts` (these, in this order; [] checks the cluster only),
-    `include_master` (also the Salt master's own host, last), `master_host`
-    (its inventory name, when its IP is not among the master's grains).
+    Pillar: `hosts` (these, in this order, a list or a comma-separated
+    string; [] checks the cluster only), `include_master` (also the Salt
+    master's own host, last), `master_host` (its inventory name, when its IP
+    is not among the master's grains); an unknown or twice-listed host
+    refuses the run. The plan is ha_cluster.reboot_plan's.
     First, with nothing changed: every host answers, Patroni has a leader and
     every member running within orch:reboot:max_lag_mb, RabbitMQ has every
     node running and no partition or alarm, every etcd member is healthy,
@@ -18,56 +20,22 @@
 {%- import 'orch/gates.jinja' as gates with context %}
 {%- set reboot = orch.reboot %}
 {%- set host_roles = orch.host_roles %}
-{%- set errors = [] %}
-{#- the Salt master's own host: rebooting it ends this run, so it goes last
-    and only when asked for #}
-{%- set master = salt['pillar.get']('master_host', '') | string %}
-{%- if master and master not in host_roles %}
-{%-   do errors.append('orchestrate pillar master_host ' ~ (master | json) ~ ' is no inventory host') %}
-{%- endif %}
-{%- if not master %}
-{%-   for host, entry in orch.preflight.hosts | dictsort if entry.ip in (grains.get('ipv4') or []) and not master %}
-{%-     set master = host %}
-{%-   endfor %}
-{%- endif %}
-{%- set wanted = salt['pillar.get']('hosts', none) %}
-{%- if wanted is string %}
-{%-   set wanted = wanted.split(',') | map('trim') | reject('equalto', '') | list %}
-{%- endif %}
-{%- set plan = [] %}
-{%- if wanted is none %}
-{#-   hosts without a quorum role first, then the quorum members (etcd,
-      PostgreSQL, RabbitMQ), one at a time like every host #}
-{%-   for host, roles in host_roles | dictsort if not (roles | select('in', orch.quorum_roles) | list) %}
-{%-     do plan.append(host) %}
-{%-   endfor %}
-{%-   for host, roles in host_roles | dictsort if roles | select('in', orch.quorum_roles) | list %}
-{%-     do plan.append(host) %}
-{%-   endfor %}
-{%-   set include_master = salt['pillar.get']('include_master', false) | to_bool %}
-{%- elif wanted is sequence and wanted is not mapping %}
-{%-   for host in wanted %}
-{%-     if host not in host_roles %}
-{%-       do errors.append('orchestrate pillar hosts: ' ~ (host | json) ~ ' is no inventory host') %}
-{%-     elif host in plan %}
-{%-       do errors.append('orchestrate pillar hosts: ' ~ (host | json) ~ ' is listed twice') %}
-{%-     else %}
-{%-       do plan.append(host) %}
-{%-     endif %}
-{%-   endfor %}
-{%-   set include_master = true %}
-{%- else %}
-{%-   do errors.append('orchestrate pillar hosts is ' ~ (wanted | json) ~ ': give a list of inventory hosts') %}
-{%- endif %}
-{%- set left_out = [] %}
-{%- if master in plan %}
-{%-   do plan.remove(master) %}
-{%-   if include_master %}
-{%-     do plan.append(master) %}
-{%-   else %}
-{%-     do left_out.append(master) %}
-{%-   endif %}
-{%- endif %}
+{#- the plan (ha_cluster.reboot_plan: pillar hosts, include_master,
+    master_host; the Salt master's own host, by its IP among the master's
+    grains when master_host is not given, last and only when asked for):
+    read from the state tree's _modules, since the master loads no custom
+    module (orch/module_call.py) #}
+{%- set result = salt['slsutil.renderer']('salt://orch/module_call.py', default_renderer='py',
+                                          fun='ha_cluster.reboot_plan', kwarg={
+      'host_roles': host_roles,
+      'quorum_roles': orch.quorum_roles,
+      'hosts': salt['pillar.get']('hosts', none),
+      'include_master': salt['pillar.get']('include_master', false) | to_bool,
+      'master_host': salt['pillar.get']('master_host', '') | string,
+      'host_ips': orch.host_ips,
+      'master_ips': grains.get('ipv4') or [],
+   }) %}
+{%- set plan, left_out, master, errors = result.plan, result.left_out, result.master, result.errors %}
 
 {%- if errors %}
 

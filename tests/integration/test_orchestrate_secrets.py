@@ -152,6 +152,15 @@ def test_the_orchestrate_map_leaves_no_secret_in_the_job_cache_or_the_log(master
         assert isinstance(high, dict) and high, (sls, high)
         text = json.dumps(high)
         assert "https://10.83.0.100:443" in text and '"af1"' in text, (sls, text[:2000])
+    # the reboot plan: ha_cluster.reboot_plan read from the state tree by orch/module_call.py (no custom module
+    # on the master); no host's IP is the master's here, so each host is rebooted, the quorum members last
+    for pillar in (None, {"hosts": "af2, db1"}):
+        args = ["state.orchestrate_show_sls", "orch.rolling_reboot"]
+        args += [f"pillar={json.dumps(pillar)}"] if pillar else []
+        high = list(run(master, *args).values())[0]
+        assert isinstance(high, dict) and "orch-reboot-plan" in high, high
+        order = "af2, db1" if pillar else "af1, af2, db1, db2, db3"
+        assert f"in this order: {order}" in json.dumps(high["orch-reboot-plan"]), high["orch-reboot-plan"]
     for sls, pillar in (("orch.backup_verify", None),
                         ("orch.restore", {"target_time": "2026-12-02 03:00:00+00", "confirm": "restore"})):
         args = ["state.orchestrate_show_sls", sls] + ([f"pillar={json.dumps(pillar)}"] if pillar else [])

@@ -141,3 +141,86 @@ def test_wait_units(fast):
     states["haproxy"] = [3]
     with pytest.raises(CommandExecutionError, match="db1: haproxy not active after 10 s"):
         ha_cluster.wait_units("haproxy,keepalived", timeout=10)
+
+
+# ------------------------------------------------------------------ reboot_plan (orch.rolling_reboot)
+
+ROLES = {"af1": ["scheduler", "worker"], "af2": ["webserver"], "db1": ["postgres", "etcd"], "db2": ["rabbitmq"],
+         "db3": ["postgres", "rabbitmq", "etcd"], "mon": ["monitoring"]}
+IPS = {"af1": "10.0.0.21", "af2": "10.0.0.22", "db1": "10.0.0.11", "db2": "10.0.0.12", "db3": "10.0.0.13",
+       "mon": "10.0.0.5"}
+QUORUM_ROLES = ["etcd", "postgres", "rabbitmq"]
+
+
+def plan(**kwargs):
+    return ha_cluster.reboot_plan(ROLES, QUORUM_ROLES, host_ips=IPS, **kwargs)
+
+
+def test_reboot_plan_default_order_hosts_without_a_quorum_role_first():
+    assert plan() == {"plan": ["af1", "af2", "mon", "db1", "db2", "db3"], "left_out": [], "master": "", "errors": []}
+    assert ha_cluster.reboot_plan({}, QUORUM_ROLES) == {"plan": [], "left_out": [], "master": "", "errors": []}
+
+
+def test_reboot_plan_given_hosts_in_their_order():
+    assert plan(hosts=["db3", "af2"])["plan"] == ["db3", "af2"]
+    assert plan(hosts=("af1",))["plan"] == ["af1"]
+    assert plan(hosts=[]) == {"plan": [], "left_out": [], "master": "", "errors": []}
+
+
+def test_reboot_plan_comma_string():
+    assert plan(hosts="af2, db3,,") == plan(hosts=["af2", "db3"])
+    assert plan(hosts=" ,")["plan"] == [] and not plan(hosts="")["errors"]
+
+
+@pytest.mark.parametrize("hosts, error", [
+    (["af1", "db9"], 'orchestrate pillar hosts: "db9" is no inventory host'),
+    ("af1,db9", 'orchestrate pillar hosts: "db9" is no inventory host'),
+    ([5], "orchestrate pillar hosts: 5 is no inventory host"),
+    ([["af1"]], 'orchestrate pillar hosts: ["af1"] is no inventory host'),
+    (["af1", "af1"], 'orchestrate pillar hosts: "af1" is listed twice'),
+    ("af1, af1", 'orchestrate pillar hosts: "af1" is listed twice'),
+    ({"a": 1}, 'orchestrate pillar hosts is {"a": 1}: give a list of inventory hosts'),
+    (3, "orchestrate pillar hosts is 3: give a list of inventory hosts"),
+])
+def test_reboot_plan_refuses_unknown_duplicate_and_no_list(hosts, error):
+    assert plan(hosts=hosts)["errors"] == [error]
+
+
+def test_reboot_plan_every_error_together():
+    assert plan(hosts=["db9", "af1", "af1"], master_host="x")["errors"] == [
+        'orchestrate pillar master_host "x" is no inventory host',
+        'orchestrate pillar hosts: "db9" is no inventory host',
+        'orchestrate pillar hosts: "af1" is listed twice']
+
+
+def test_reboot_plan_master_found_by_its_ip_and_left_out_by_default():
+    result = plan(master_ips=["127.0.0.1", "10.0.0.12"])
+    assert result == {"plan": ["af1", "af2", "mon", "db1", "db3"], "left_out": ["db2"], "master": "db2", "errors": []}
+    # the first inventory host by name when more than one IP is the master's; no IP, no master
+    assert plan(master_ips=["10.0.0.13", "10.0.0.11"])["master"] == "db1"
+    assert plan(master_ips=["192.0.2.1"])["master"] == ""
+    assert ha_cluster.reboot_plan(ROLES, QUORUM_ROLES, host_ips={"af1": None}, master_ips=[None])["master"] == ""
+
+
+def test_reboot_plan_master_host_wins_over_the_ip():
+    result = plan(master_host="af2", master_ips=["10.0.0.12"])
+    assert result["master"] == "af2" and result["left_out"] == ["af2"] and "db2" in result["plan"]
+
+
+def test_reboot_plan_master_host_not_in_the_inventory():
+    result = plan(master_host="salt", master_ips=["10.0.0.12"])
+    assert result["errors"] == ['orchestrate pillar master_host "salt" is no inventory host']
+    assert result["master"] == "salt" and result["left_out"] == []
+
+
+def test_reboot_plan_include_master_puts_it_last():
+    result = plan(include_master=True, master_host="af1")
+    assert result == {"plan": ["af2", "mon", "db1", "db2", "db3", "af1"], "left_out": [], "master": "af1", "errors": []}
+
+
+def test_reboot_plan_given_hosts_always_include_the_master_last():
+    for include_master in (False, True):
+        result = plan(hosts=["db1", "af2", "db3"], include_master=include_master, master_ips=["10.0.0.11"])
+        assert result["plan"] == ["af2", "db3", "db1"] and result["left_out"] == []
+    # not among the given hosts: not rebooted, not left out
+    assert plan(hosts=["af2"], master_host="db1") == {"plan": ["af2"], "left_out": [], "master": "db1", "errors": []}

@@ -10,7 +10,7 @@ from tests.helpers import master_jinja
 from tests.helpers.inventory import REPO
 
 
-def render(sls, pillar, topology="compact", inventory=None):
+def render(sls, pillar, topology="compact", inventory=None, grains=None):
     # the master's own pillar: what every host gets (inventory, tls) plus the orchestrate's pillar
     pillar = dict(pillar, inventory=inventory or read_inventory(topology), tls={"enabled": True})
 
@@ -18,8 +18,8 @@ def render(sls, pillar, topology="compact", inventory=None):
         raise RuntimeError(message)
 
     path = REPO / "salt" / "orch" / f"{sls}.sls"
-    out = master_jinja.render(path.read_text(), pillar, {"test.exception": exception}, sls=f"orch.{sls}",
-                              tmplpath=str(path))
+    out = master_jinja.render(path.read_text(), pillar, {"test.exception": exception}, grains=grains,
+                              sls=f"orch.{sls}", tmplpath=str(path))
     return yaml.safe_load(out)
 
 

@@ -86,6 +86,15 @@ def test_pillar_hosts_limits_and_orders_and_the_masters_host_goes_last():
                          ["orch-reboot-plan"])["name"].split("order: ")[1].split(" (")[0]
 
 
+def test_the_masters_host_is_found_by_its_ip_among_the_masters_grains():
+    # the plan is ha_cluster.reboot_plan's (tests/unit/test_ha_cluster.py), read through orch/module_call.py
+    high = render("rolling_reboot", {}, grains={"ipv4": ["127.0.0.1", "10.83.0.12"]})
+    assert "db2" not in hosts_in_order(high) and "left out: db2" in args(high["orch-reboot-plan"])["name"]
+    high = render("rolling_reboot", {"include_master": "yes"}, grains={"ipv4": ["10.83.0.12"]})
+    assert hosts_in_order(high)[-1] == "db2" and list(high)[-1] == "orch-reboot-master-last"
+    assert args(high["orch-reboot-db2"])["kwarg"]["delay"] == 15
+
+
 def test_no_hosts_checks_only_and_bad_pillar_refuses():
     high = render("rolling_reboot", {"hosts": []})
     assert list(high)[-1] == "orch-reboot-precheck-workers" and not hosts_in_order(high)
