@@ -1,6 +1,6 @@
 """Throughput and latency probes of the cluster (tools/lab/drill_throughput.py,
 make bench): ``airflow_ha_fanout`` maps a trivial task over ``n`` items (run
-conf, default 200), ``airflow_ha_chain`` runs ``n`` trivial tasks one after
+conf, default 200; ``sleep`` seconds in each, default 0), ``airflow_ha_chain`` runs ``n`` trivial tasks one after
 the other (default 20). Every execution of a task, retries included, appends
 one line to ``$AIRFLOW_HOME/drill/executions.log`` on the worker that ran it,
 so a drill counts tasks run twice, not only tasks that failed.
@@ -42,6 +42,9 @@ with DAG(dag_id="airflow_ha_fanout", **DAG_ARGS):
     @task
     def work(item, **context):
         record_execution(context)
+        # seconds each task holds its worker slot (run conf `sleep`, default 0): a backlog that lasts, for
+        # the autoscaling drill
+        time.sleep(float((context["dag_run"].conf or {}).get("sleep", 0)))
         return item
 
     work.expand(item=items())

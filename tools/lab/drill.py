@@ -562,7 +562,7 @@ def drill_security(inv):
 
 DRILLS = ["add_worker", "throughput", "card", "haproxy", "rabbitmq", "scheduler", "worker", "dags", "security",
           "secrets", "logs", "task_logs", "auth", "monitoring", "alerts", "sync_cost",
-          "housekeeping", "partition", "card_kills", "day2", "restore", "leader"]
+          "housekeeping", "partition", "card_kills", "day2", "autoscale", "restore", "leader"]
 # after these the fan-out must be back to RECOVERED_SHARE of the first figure, with no restart: the
 # database failovers, where throughput once collapsed (a fan-out takes ~2 min on the lab). Not after the
 # HAProxy and RabbitMQ drills (115% and 144% of before when they were rechecked; make bench measures a broker
@@ -587,6 +587,9 @@ def run_drill(name, inv, args):
         return drill_card.drill_card(inv, batches=args.batches, kills=False)
     if name == "card_kills":
         return drill_card.drill_card(inv, batches=args.batches, kills=True)
+    if name == "autoscale":
+        import drill_autoscale
+        return drill_autoscale.drill_autoscale(inv)
     if name == "haproxy":
         return drill_haproxy(inv)
     if name == "rabbitmq":

@@ -45,18 +45,19 @@ def executions(inv, run_id):
     return counts
 
 
-def _run_dag(inv, dag_id, n, timeout):
+def _run_dag(inv, dag_id, n, timeout, **conf):
     airflow_ha, api = airflow_api(inv)
-    run_id = airflow_ha.trigger_dag(dag_id, conf={"n": n}, **api)
+    run_id = airflow_ha.trigger_dag(dag_id, conf={"n": n, **conf}, **api)
     started = time.monotonic()
     airflow_ha.wait_dag_run(dag_id, run_id, timeout=timeout, interval=1, **api)
     tis = airflow_ha.task_instances(dag_id, run_id, **api)
     return run_id, tis, time.monotonic() - started
 
 
-def fanout(inv, n=200, timeout=900):
-    """Tasks/s of ``n`` mapped trivial tasks; queued-to-start wait p50/p95; tasks run more than once."""
-    run_id, tis, wall = _run_dag(inv, "airflow_ha_fanout", n, timeout)
+def fanout(inv, n=200, timeout=900, sleep=0):
+    """Tasks/s of ``n`` mapped trivial tasks (each sleeping ``sleep`` s); queued-to-start wait p50/p95; tasks
+    run more than once."""
+    run_id, tis, wall = _run_dag(inv, "airflow_ha_fanout", n, timeout, **({"sleep": sleep} if sleep else {}))
     work = [ti for ti in tis if ti["task_id"] == "work"]
     assert len(work) == n and all(ti["state"] == "success" for ti in work), \
         f"fan-out {run_id}: {len(work)} work tasks, states {sorted({ti['state'] for ti in work})}"
