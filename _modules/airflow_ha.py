@@ -146,9 +146,13 @@ def check_settings(settings):
     if major and not version.startswith("{}.".format(major)):
         errors.append("pillar airflow:version {!r} does not match airflow:major {}: set both".format(version, major))
     requirements = str(settings.get("requirements") or "")
-    if major and requirements.startswith("airflow-") and requirements != "airflow-{}.txt".format(major):
-        errors.append("pillar airflow:requirements {!r} is not the pinned file of airflow:major {}: "
-                      "set airflow-{}.txt".format(requirements, major, major))
+    # the current release's pins (airflow-<major>.txt) or a release's own (airflow-<version>.txt, e.g. the
+    # previous one for orch.airflow_upgrade)
+    if major and requirements.startswith("airflow-") and requirements not in (
+            "airflow-{}.txt".format(major), "airflow-{}.txt".format(version)):
+        errors.append("pillar airflow:requirements {!r} is not the pinned file of airflow:major {} or of "
+                      "airflow:version {}: set airflow-{}.txt or airflow-{}.txt".format(
+                          requirements, major, version, major, version))
     for key in ("api_port", "log_server_port", "trigger_log_server_port", "flower_port", "scheduler_health_port", "db_port", "amqp_port"):
         try:
             if not 0 < int(settings.get(key)) < 65536:
@@ -1525,3 +1529,177 @@ def wait_worker(hostname=None, timeout=300, interval=5, venv=DEFAULT_VENV, env_f
             raise CommandExecutionError(f"{_host()}: Celery worker {node} {problem} after {timeout} s "
                                         "(journalctl -u airflow-worker)")
         time.sleep(float(interval))
+
+
+# ------------------------------------ versioned virtualenvs (orch.airflow_upgrade, issue 20)
+# The venv of Airflow V is <home>/venv-V; <home>/venv (pillar airflow:venv, what every unit, script and
+# template names) is a symlink to the current one, so a release installs beside the running one and each
+# host switches (and restarts) when its turn comes.
+def venv_version(venv):
+    """
+    The apache-airflow version installed in the virtualenv ``venv`` (its
+    ``apache_airflow-*.dist-info``), None when it holds none. Read from the
+    files: no Python of the venv is started.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call airflow_ha.venv_version /opt/airflow/venv-3.3.2
+    """
+    import glob
+    import os
+
+    pattern = os.path.join(venv, "lib", "python*", "site-packages", "apache_airflow-*.dist-info")
+    for info in sorted(glob.glob(pattern)):
+        try:
+            with open(os.path.join(info, "METADATA"), encoding="utf-8", errors="replace") as fh:
+                for line in fh:
+                    if line.startswith("Version:"):
+                        return line.split(":", 1)[1].strip()
+                    if not line.strip():
+                        break
+        except OSError:
+            pass
+        return os.path.basename(info)[len("apache_airflow-"):-len(".dist-info")]
+    return None
+
+
+def current_venv(link=DEFAULT_VENV):
+    """
+    Where the venv symlink ``link`` points (the current versioned venv); None
+    when it is missing or a real directory (the layout before versioned venvs).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call airflow_ha.current_venv
+    """
+    import os
+
+    return os.readlink(link) if os.path.islink(link) else None
+
+
+def _symlink_atomically(target, link):
+    """``link`` -> ``target``, replaced in one rename: no moment without it."""
+    import os
+
+    tmp = f"{link}.airflow-ha-{os.getpid()}"
+    if os.path.lexists(tmp):
+        os.remove(tmp)
+    os.symlink(target, tmp)
+    os.replace(tmp, link)
+
+
+def _rewrite_shebangs(venv, old):
+    """The scripts of ``venv``/bin whose first line starts ``#!<old>/bin/`` start ``#!<venv>/bin/``:
+    pip wrote the venv's path into them when it was installed at ``old``. Returns how many."""
+    import os
+
+    before, after = f"#!{old}/bin/".encode(), f"#!{venv}/bin/".encode()
+    bindir, count = os.path.join(venv, "bin"), 0
+    for name in sorted(os.listdir(bindir)):
+        path = os.path.join(bindir, name)
+        if os.path.islink(path) or not os.path.isfile(path):
+            continue
+        with open(path, "rb") as fh:
+            data = fh.read()
+        if not data.startswith(before):
+            continue
+        tmp = f"{path}.airflow-ha-tmp"
+        with open(tmp, "wb") as fh:
+            fh.write(after + data[len(before):])
+        os.chmod(tmp, os.stat(path).st_mode & 0o7777)
+        os.replace(tmp, path)
+        count += 1
+    return count
+
+
+def adopt_venv(link=DEFAULT_VENV, home=None):
+    """
+    Move a virtualenv of the older layout (``link``, e.g. /opt/airflow/venv,
+    a real directory) to ``<home>/venv-<its Airflow version>`` and put the
+    symlink ``link`` -> it in its place (one rename, then the symlink: the
+    running components keep running on the same files); its scripts'
+    ``#!<link>/bin/python`` lines then name the new path. Nothing to do
+    when ``link`` is a symlink already or missing. Raises naming the host
+    when the directory holds no Airflow or the versioned path is taken.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call airflow_ha.adopt_venv /opt/airflow/venv
+    """
+    import os
+
+    host = _host()
+    if os.path.islink(link) or not os.path.isdir(link):
+        return {"host": host, "changed": False, "comment": f"{host}: {link} is no directory: nothing to adopt"}
+    home = home or os.path.dirname(link.rstrip("/"))
+    version = venv_version(link)
+    if not version:
+        raise CommandExecutionError(f"{host}: {link} is a directory without apache-airflow: move it away "
+                                    "(or delete it) and apply airflow.install again, which builds the venv")
+    dest = os.path.join(home, f"venv-{version}")
+    if os.path.lexists(dest):
+        raise CommandExecutionError(f"{host}: {link} (Airflow {version}) cannot move to {dest}: that path exists; "
+                                    f"remove the one not in use (the units run {link}), then apply again")
+    os.rename(link, dest)
+    os.symlink(dest, link)
+    scripts = _rewrite_shebangs(dest, link.rstrip("/"))
+    return {"host": host, "changed": True, "version": version, "venv": dest, "scripts": scripts,
+            "comment": f"{host}: {link} (Airflow {version}) moved to {dest}, {link} is a symlink to it"}
+
+
+def switch_venv(target, link=DEFAULT_VENV, units=(), only_running=(), drain=False, drain_timeout=600, interval=5):
+    """
+    One host's turn in a rolling upgrade (orch.airflow_upgrade): when the
+    venv symlink ``link`` points elsewhere than ``target`` (a versioned
+    venv, built before by the state airflow.venv), drain this host's Celery
+    worker (with ``drain``, :py:func:`drain_worker`, ``drain_timeout``:
+    pillar airflow:drain_timeout), stop those of ``units`` that run, point
+    ``link`` at ``target`` (one atomic rename) and start ``units`` again
+    (of ``only_running``, e.g. a standby worker, only those that ran).
+    Nothing at all when ``link`` points at ``target`` already. A drain past
+    its timeout raises with the worker consuming again and nothing switched;
+    a unit that does not start raises naming the host and the way back.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-call airflow_ha.switch_venv /opt/airflow/venv-3.3.2 units='[airflow-scheduler, airflow-worker]' drain=True
+    """
+    import os
+
+    host = _host()
+    units = [units] if isinstance(units, str) else list(units or [])
+    only_running = [only_running] if isinstance(only_running, str) else list(only_running or [])
+    if not os.path.isfile(os.path.join(target, "bin", "airflow")):
+        raise CommandExecutionError(f"{host}: {target} has no bin/airflow: build it first (state airflow.venv "
+                                    "with pillar airflow:version and airflow:requirements)")
+    if os.path.lexists(link) and not os.path.islink(link):
+        raise CommandExecutionError(f"{host}: {link} is a directory, not the venv symlink: apply airflow.venv "
+                                    "first (it moves it to venv-<version>)")
+    current = current_venv(link)
+    if current == target:
+        return {"host": host, "changed": False, "venv": target,
+                "comment": f"{host}: {link} points at {target} already: nothing to do"}
+    drained = drain_worker(timeout=drain_timeout, interval=interval) if drain else None
+    running = [u for u in units if __salt__["service.status"](u)]
+    for unit in running:
+        if not __salt__["service.stop"](unit):
+            raise CommandExecutionError(f"{host}: {unit} did not stop (journalctl -u {unit}); {link} still "
+                                        f"points at {current}")
+    _symlink_atomically(target, link)
+    started = [u for u in units if u not in only_running or u in running]
+    failed = [u for u in started if not __salt__["service.start"](u)]
+    if failed:
+        raise CommandExecutionError(
+            f"{host}: {', '.join(failed)} did not start on {target} (journalctl -u {failed[0]}); to go back: "
+            f"ln -sfn {current} {link} && systemctl start {' '.join(failed)}")
+    return {"host": host, "changed": True, "old": current, "new": target, "stopped": running, "started": started,
+            "drained": drained,
+            "comment": f"{host}: {link} -> {target} (was {current}); {len(started)} unit(s) restarted"}

@@ -124,6 +124,8 @@ def summarize(entry):
             "wal_start": (b.get("archive") or {}).get("start"),
             "wal_stop": (b.get("archive") or {}).get("stop"),
             "error": bool(b.get("error")),
+            # pgBackRest >= 2.41: the backup's --annotation pairs (JSON info always shows them)
+            "annotation": b.get("annotation") or {},
         })
     backups.sort(key=lambda b: b["stop"] or 0)
     status = entry.get("status") or {}
@@ -300,18 +302,27 @@ def stanza_exists(stanza, config=None, runas=DEFAULT_USER):
     return (entry.get("status") or {}).get("code") not in (1, 3)
 
 
-def has_backup(stanza, config=None, runas=DEFAULT_USER):
+def _annotated(backup, annotation):
+    """True when ``backup`` (a summary) carries every key/value pair of ``annotation``."""
+    have = backup.get("annotation") or {}
+    return all(str(have.get(str(k))) == str(v) for k, v in (annotation or {}).items())
+
+
+def has_backup(stanza, config=None, runas=DEFAULT_USER, annotation=None):
     """
-    True when the stanza holds at least one successful backup.
+    True when the stanza holds at least one successful backup (with
+    ``annotation``, a mapping: one carrying each of its pairs, e.g.
+    ``{"airflow-upgrade": "3.3.2"}``, the backup orch.airflow_upgrade takes).
 
     CLI Example:
 
     .. code-block:: bash
 
         salt-call pgbackrest.has_backup airflow-ha
+        salt-call pgbackrest.has_backup airflow-ha annotation='{"airflow-upgrade": "3.3.2"}'
     """
     try:
-        return any(not b["error"] for b in status(stanza, config, runas)["backups"])
+        return any(not b["error"] and _annotated(b, annotation) for b in status(stanza, config, runas)["backups"])
     except CommandExecutionError:
         return False
 
@@ -344,22 +355,28 @@ def check(stanza, config=None, runas=DEFAULT_USER, timeout=600):
     return True
 
 
-def backup(stanza, type="full", config=None, runas=DEFAULT_USER, timeout=6 * 3600):  # noqa: A002 - pgBackRest's word
+def backup(stanza, type="full", config=None, runas=DEFAULT_USER, timeout=6 * 3600,  # noqa: A002 - pgBackRest's word
+           annotation=None):
     """
     One backup (``type`` full, diff or incr) from the repository host; returns the new backup's summary
-    (label, type, start, stop, duration_s, size, repo_size).
+    (label, type, start, stop, duration_s, size, repo_size). ``annotation``: key/value pairs the backup
+    carries (``--annotation``, pgBackRest >= 2.41).
 
     CLI Example:
 
     .. code-block:: bash
 
         salt-call pgbackrest.backup airflow-ha type=diff
+        salt-call pgbackrest.backup airflow-ha annotation='{"airflow-upgrade": "3.3.2"}'
     """
     if type not in ("full", "diff", "incr"):
         raise CommandExecutionError(f"backup type {type!r}: use full, diff or incr")
+    if annotation is not None and not isinstance(annotation, dict):
+        raise CommandExecutionError(f"annotation {annotation!r}: give a mapping of key: value")
     before = {b["label"] for b in status(stanza, config, runas)["backups"]} if stanza_exists(stanza, config, runas) \
         else set()
-    _pgbackrest([f"--type={type}", "backup"], stanza, config, runas, timeout)
+    notes = [f"--annotation={k}={v}" for k, v in sorted((annotation or {}).items())]
+    _pgbackrest([f"--type={type}", *notes, "backup"], stanza, config, runas, timeout)
     new = [b for b in status(stanza, config, runas)["backups"] if b["label"] not in before]
     if not new:
         raise CommandExecutionError(f"pgbackrest backup ended without a new backup in stanza {stanza}")

@@ -57,20 +57,24 @@ def stanza_ready(name, config=None, check=True):
     return ret
 
 
-def backup_present(name, type="full", config=None):  # noqa: A002 - pgBackRest's word
+def backup_present(name, type="full", config=None, annotation=None):  # noqa: A002 - pgBackRest's word
     """
     The stanza ``name`` holds at least one successful backup; takes one of ``type`` when it holds none.
+    With ``annotation`` (a mapping, e.g. ``{"airflow-upgrade": "3.3.2"}``): a backup carrying those
+    pairs, taken with them when there is none (orch.airflow_upgrade's backup before its migration).
     """
     ret = {"name": name, "result": False, "changes": {}, "comment": ""}
+    which = f"a backup annotated {annotation}" if annotation else "a backup"
+    extra = {"annotation": annotation} if annotation else {}
     try:
-        if __salt__["pgbackrest.has_backup"](name, config=config):
-            ret.update(result=True, comment=f"stanza {name} holds a backup")
+        if __salt__["pgbackrest.has_backup"](name, config=config, **extra):
+            ret.update(result=True, comment=f"stanza {name} holds {which}")
             return ret
         if __opts__["test"]:
             ret.update(result=None, changes={"backup": {"old": None, "new": type}},
-                       comment=f"stanza {name} holds no backup: a {type} backup would be taken")
+                       comment=f"stanza {name} holds no {which[2:]}: a {type} backup would be taken")
             return ret
-        new = __salt__["pgbackrest.backup"](name, type=type, config=config)
+        new = __salt__["pgbackrest.backup"](name, type=type, config=config, **extra)
     except FAILURES as exc:
         ret["comment"] = str(exc)
         return ret

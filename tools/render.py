@@ -132,6 +132,9 @@ ORCH_PILLARS = {
     "orch.autoscale": [lambda hosts: {}, lambda hosts: {"action": "up"}, lambda hosts: {"action": "down"}],
     # without target_time and confirm it renders only its refusal
     "orch.restore": [lambda hosts: {}, lambda hosts: {"target_time": "2026-12-02 03:00:00+00", "confirm": "restore"}],
+    # the current release, and the previous one (its own pin file)
+    "orch.airflow_upgrade": [lambda hosts: {},
+                             lambda hosts: {"airflow": {"version": "3.3.1", "requirements": "airflow-3.3.1.txt"}}],
     # every host; some in a given order; a check only
     "orch.rolling_reboot": [lambda hosts: {}, lambda hosts: {"hosts": [hosts["worker"][-1], hosts["postgres"][0]]},
                             lambda hosts: {"hosts": []}],

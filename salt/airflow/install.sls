@@ -1,38 +1,20 @@
 {%- from 'airflow/map.jinja' import airflow with context %}
-# One virtualenv per host from the pinned requirements (no online constraints).
-airflow-build-packages:
-  pkg.installed:
-    - pkgs: {{ airflow.packages | json }}
+# The venv of airflow:version (airflow.venv) and the symlink every unit runs
+# Airflow through pointed at it: a highstate with a new airflow:version
+# builds the new venv beside the old one, switches, and the units restart
+# (they watch the symlink). orch.airflow_upgrade does it one host at a time
+# instead (pillar airflow:switch_venv false on its build and migrate steps).
+include:
+  - airflow.venv
+{%- if airflow.switch_venv %}
 
-airflow-user:
-  user.present:
-    - name: {{ airflow.user }}
-    - home: {{ airflow.home }}
-    - system: True
-    - shell: /usr/sbin/nologin
-
-airflow-requirements:
-  file.managed:
-    - name: {{ airflow.home }}/requirements.txt
-    - source: salt://airflow/files/{{ airflow.requirements }}
-    - makedirs: True
-    - mode: '0644'
-
-airflow-venv:
-  cmd.run:
-    - name: {{ airflow.python }} -m venv {{ airflow.venv }}
-    - creates: {{ airflow.venv }}/bin/pip
+airflow-venv-current:
+  file.symlink:
+    - name: {{ airflow.venv }}
+    - target: {{ airflow.venv_dir }}
+    # one rename: no moment without the symlink
+    - atomic: True
     - require:
-      - pkg: airflow-build-packages
-
-airflow-installed:
-  cmd.run:
-    # the installed pinned file is kept in the venv: a changed pin (a new
-    # provider, issue 26's FAB) reinstalls, an unchanged one does not
-    - name: {{ (airflow.venv ~ '/bin/pip install --no-deps ' ~ airflow.pip_args ~ ' -r ' ~ airflow.home
-                ~ '/requirements.txt && cp ' ~ airflow.home ~ '/requirements.txt ' ~ airflow.venv ~ '/.airflow_ha_requirements') | json }}
-    - unless: {{ (airflow.venv ~ "/bin/pip show apache-airflow | grep -qx 'Version: " ~ airflow.version ~ "' && cmp -s "
-                  ~ airflow.home ~ "/requirements.txt " ~ airflow.venv ~ "/.airflow_ha_requirements") | json }}
-    - require:
-      - cmd: airflow-venv
-      - file: airflow-requirements
+      - cmd: airflow-installed
+      - module: airflow-venv-adopted
+{%- endif %}

@@ -1,5 +1,7 @@
 {%- from 'airflow/map.jinja' import airflow with context %}
 # Run from ONE host by the orchestrate: schema migration, then the admin user.
+# From the venv of airflow:version (venv_dir): orch.airflow_upgrade migrates
+# with the new release while the symlink still names the running one.
 include:
   - airflow
 
@@ -14,10 +16,10 @@ include:
                  if airflow.pgbouncer.enabled else '') %}
 airflow-db-migrated:
   cmd.run:
-    - name: {{ (env ~ airflow.venv ~ '/bin/airflow db migrate') | json }}
+    - name: {{ (env ~ airflow.venv_dir ~ '/bin/airflow db migrate') | json }}
     - runas: {{ airflow.user }}
     - shell: /bin/bash
-    - unless: {{ (env ~ airflow.venv ~ '/bin/airflow db check-migrations -t 0') | json }}
+    - unless: {{ (env ~ airflow.venv_dir ~ '/bin/airflow db check-migrations -t 0') | json }}
     - output_loglevel: quiet
     # its output can quote the DB and broker URLs: never into the job return
     - hide_output: True
@@ -37,7 +39,7 @@ airflow-audit-trigger-script:
     - group: root
     - mode: '0644'
 
-{%- set audit_trigger = env ~ airflow.venv ~ '/bin/python ' ~ airflow.home ~ '/bin/airflow_ha_audit_trigger.py' %}
+{%- set audit_trigger = env ~ airflow.venv_dir ~ '/bin/python ' ~ airflow.home ~ '/bin/airflow_ha_audit_trigger.py' %}
 airflow-audit-trigger:
   cmd.run:
     - name: {{ audit_trigger | json }}
@@ -66,7 +68,7 @@ airflow-admin-script:
     - group: root
     - mode: '0644'
 
-{%- set admin = env ~ airflow.venv ~ '/bin/python ' ~ airflow.home
+{%- set admin = env ~ airflow.venv_dir ~ '/bin/python ' ~ airflow.home
                 ~ '/bin/airflow_ha_admin.py ' %}
 airflow-admin-user:
   cmd.run:

@@ -1,6 +1,8 @@
-{#- Day 2: restart every Airflow component host by host (e.g. after an
-    upgrade: set pillar airflow:version first; the highstate installs it and
-    `airflow db migrate` runs once before the restarts). Each host's Celery
+{#- Day 2: restart every Airflow component host by host (a new Airflow
+    release: orch.airflow_upgrade, which switches each host's venv in its
+    turn; here a changed airflow:version would switch every host's venv
+    symlink at once in the first step, `airflow db migrate` running once
+    before the restarts). Each host's Celery
     worker is drained first (airflow:drain_timeout); after its restart the
     next host waits until this one's scheduler/triggerer/dag_processor jobs
     are alive, its worker answers and consumes, and Airflow is healthy

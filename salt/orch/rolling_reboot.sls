@@ -62,64 +62,8 @@ orch-reboot-minions-up:
     - require:
       - test: orch-reboot-plan
 
-{#- the quorum services' checks, each from a member of its own (skipping
-    `skip`, the host just rebooted, when another member exists): {via: kwargs} #}
-{%- macro quorum_checks(skip) %}
-{%-   set by_via = {} %}
-{%-   for role in ['postgres', 'rabbitmq', 'etcd'] if orch.roles.get(role) %}
-{%-     set others = orch.roles[role] | reject('equalto', skip) | list %}
-{%-     set via = (others or orch.roles[role]) | first %}
-{%-     do by_via.setdefault(via, {'max_lag_mb': reboot.max_lag_mb}).update({role: orch.quorum[role]}) %}
-{%-     if role == 'etcd' %}
-{%-       do by_via[via].update(orch.quorum.etcd_tls) %}
-{%-     endif %}
-{%-   endfor %}
-{{-   by_via | json }}
-{%- endmacro %}
 {%- set ns = namespace(prev='orch-reboot-minions-up') %}
-{%- for via, kwargs in (quorum_checks('') | load_json) | dictsort %}
-
-orch-reboot-precheck-{{ via }}:
-  # healthy now, nothing waited for: a member already down stops the run here
-  salt.function:
-    - name: ha_cluster.check
-    - tgt: {{ via | json }}
-    - kwarg: {{ kwargs | json }}
-    - failhard: True
-    - require:
-      - salt: {{ ns.prev }}
-{%-   set ns.prev = 'orch-reboot-precheck-' ~ via %}
-{%- endfor %}
-
-orch-reboot-precheck-airflow:
-  salt.function:
-    - name: airflow_ha.wait_healthy
-    - tgt: {{ orch.migrate_host | json }}
-    - kwarg:
-        url: {{ orch.api_url | json }}
-        ca_file: {{ orch.ca_file | json }}
-        major: {{ orch.airflow_major }}
-        timeout: 30
-    - failhard: True
-    - require:
-      - salt: {{ ns.prev }}
-{%- set ns.prev = 'orch-reboot-precheck-airflow' %}
-{%- set answering = orch.roles.get('worker', []) | reject('in', orch.standby) | list %}
-{%- if answering %}
-
-orch-reboot-precheck-workers:
-  # every worker but the standby ones (stopped until a backlog: issue 20)
-  salt.function:
-    - name: airflow_ha.wait_worker
-    - tgt: {{ answering | join(',') | json }}
-    - tgt_type: list
-    - kwarg:
-        timeout: 30
-    - failhard: True
-    - require:
-      - salt: {{ ns.prev }}
-{%-   set ns.prev = 'orch-reboot-precheck-workers' %}
-{%- endif %}
+{{ gates.prechecks(orch, ns, 'orch-reboot', reboot.max_lag_mb) }}
 
 {%- for host in plan %}
 {%-   set roles = host_roles[host] %}
@@ -175,7 +119,7 @@ orch-reboot-back-{{ host }}:
     - require:
       - salt: {{ ns.prev }}
 {%-     set ns.prev = 'orch-reboot-back-' ~ host %}
-{%-     for via, kwargs in (quorum_checks(host) | load_json) | dictsort %}
+{%-     for via, kwargs in (gates.quorum_checks(orch, host, reboot.max_lag_mb) | load_json) | dictsort %}
 
 orch-reboot-healthy-{{ host }}-via-{{ via }}:
   # the whole quorum tier healthy again: the host's member back, streaming, caught up

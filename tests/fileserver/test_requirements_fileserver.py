@@ -1,7 +1,7 @@
 """The pinned Airflow requirements reach a minion through Salt's fileserver.
 
-`airflow.install` manages `salt://airflow/files/<airflow:requirements>`; both
-files are links into `requirements/` (the one pinned copy, which `make deps`
+`airflow.venv` manages `salt://airflow/files/<airflow:requirements>`; each of the
+files is a link into `requirements/` (the one pinned copy, which `make deps`
 and tools/pin_airflow.sh use). A minion gets them the way it gets every file:
 `cp.get_file` from the file_roots, here the repo's `salt/` as on a master.
 """
@@ -13,7 +13,7 @@ import pytest
 
 from tests.helpers.inventory import REPO
 
-REQUIREMENTS = ("airflow-2.txt", "airflow-3.txt")
+REQUIREMENTS = ("airflow-2.txt", "airflow-3.txt", "airflow-3.3.1.txt")  # the last: the previous release (orch.airflow_upgrade)
 
 
 @pytest.mark.parametrize("name", REQUIREMENTS)

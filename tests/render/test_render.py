@@ -135,12 +135,15 @@ def test_every_orchestrate_renders_as_the_master_renders_it():
     rc, out = render("--topology", "compact", "--orchestrates-only", "-v")
     assert rc == 0, out
     for sls in ("orch.bringup", "orch.deploy_dags", "orch.rollback_dags", "orch.add_worker", "orch.backup_verify",
-                "orch.restore", "orch.preflight", "orch.airflow_rolling_restart", "orch.rolling_reboot"):
+                "orch.restore", "orch.preflight", "orch.airflow_rolling_restart", "orch.rolling_reboot",
+                "orch.airflow_upgrade"):
         assert f"ok   compact/orchestrate/{sls} " in out, out
     assert 'ok   compact/orchestrate/orch.rollback_dags {"release": "0123456789abcdef"}' in out
     assert 'ok   compact/orchestrate/orch.restore {"target_time": "2026-12-02 03:00:00+00", "confirm": "restore"}' in out
     assert 'ok   compact/orchestrate/orch.rolling_reboot {"hosts": ["af2", "db1"]}' in out
     assert 'ok   compact/orchestrate/orch.rolling_reboot {"hosts": []}' in out
+    assert ('ok   compact/orchestrate/orch.airflow_upgrade {"airflow": {"version": "3.3.1", '
+            '"requirements": "airflow-3.3.1.txt"}}') in out
     assert out.strip().splitlines()[-1] == "rendered 0 hosts x 2 os families, 0 errors"
 
 

@@ -16,12 +16,13 @@ from unittest.mock import MagicMock
 import pytest
 from salt.exceptions import CommandExecutionError, SaltInvocationError
 
+import _states.airflow_ha as airflow_ha_state
 import _states.dag_release as dag_release_state
 import _states.patroni as patroni_state
 import _states.pgbackrest as pgbackrest_state
 import _states.rabbitmq_ha as rabbitmq_state
 
-STATE_MODULES = (patroni_state, rabbitmq_state, pgbackrest_state, dag_release_state)
+STATE_MODULES = (patroni_state, rabbitmq_state, pgbackrest_state, dag_release_state, airflow_ha_state)
 NODES = ["rabbit@mq1", "rabbit@mq2", "rabbit@mq3"]
 
 # execution functions that change something: none may run in test mode
@@ -30,7 +31,7 @@ WRITERS = {"patroni.edit_config", "rabbitmq_ha.join", "rabbitmq_ha.add_vhost", "
            "rabbitmq_ha.delete_user", "rabbitmq_ha.set_policy", "rabbitmq_ha.forget",
            "pgbackrest.stanza_create", "pgbackrest.check", "pgbackrest.backup",
            "dag_release.stage", "dag_release.switch", "dag_release.prune", "dag_release.validate",
-           "dag_release.wait_parsed", "airflow_ha.set_variable"}
+           "dag_release.wait_parsed", "airflow_ha.set_variable", "airflow_ha.switch_venv"}
 
 
 class Salt(dict):
@@ -86,6 +87,7 @@ COVERED = {
     "pgbackrest.stanza_ready", "pgbackrest.backup_present",
     "dag_release.validated", "dag_release.staged", "dag_release.switched", "dag_release.present",
     "dag_release.release_available", "dag_release.parsed", "dag_release.recorded",
+    "airflow_ha.venv_switched",
 }
 
 
@@ -449,3 +451,49 @@ def test_dag_release_parsed_failure_is_result_false():
         message=f"DAG release {V1} not parsed within 300 s: import error in x.py")))
     ret = dag_release_state.parsed("/srv/airflow/dags", timeout=300)
     assert ret["result"] is False and "import error in x.py" in ret["comment"]
+
+
+def test_backup_present_with_an_annotation_looks_for_and_takes_an_annotated_one():
+    salt = use(pgbackrest_state, Salt(pgbackrest__has_backup=False,
+                                      pgbackrest__backup={"label": "20261204-011500F", "duration_s": 30}))
+    ret = pgbackrest_state.backup_present("airflow-ha", annotation={"airflow-upgrade": "3.3.2"})
+    assert ret["result"] is True and ret["changes"]["backup"]["new"] == "20261204-011500F"
+    salt["pgbackrest.has_backup"].assert_called_once_with("airflow-ha", config=None,
+                                                          annotation={"airflow-upgrade": "3.3.2"})
+    assert salt["pgbackrest.backup"].call_args.kwargs["annotation"] == {"airflow-upgrade": "3.3.2"}
+
+
+# --- airflow_ha (versioned venvs, orch.airflow_upgrade) --------------------------------------------
+
+SWITCH = {"name": "/opt/airflow/venv", "target": "/opt/airflow/venv-3.3.2", "units": ["airflow-worker"],
+          "drain": True}
+
+
+def test_venv_switched_testmode_drains_and_switches_nothing(testmode):
+    salt = use(airflow_ha_state, Salt(airflow_ha__current_venv="/opt/airflow/venv-3.3.1"))
+    ret = airflow_ha_state.venv_switched(**SWITCH)
+    assert ret["result"] is None
+    assert ret["changes"] == {"venv": {"old": "/opt/airflow/venv-3.3.1", "new": "/opt/airflow/venv-3.3.2"}}
+    assert "worker drained" in ret["comment"] and salt.writes() == []
+
+
+def test_venv_switched_already_there_changes_nothing():
+    salt = use(airflow_ha_state, Salt(airflow_ha__current_venv="/opt/airflow/venv-3.3.2"))
+    ret = airflow_ha_state.venv_switched(**SWITCH)
+    assert ret["result"] is True and ret["changes"] == {} and salt.writes() == []
+
+
+def test_venv_switched_switches_and_reports_the_restarted_units():
+    salt = use(airflow_ha_state, Salt(airflow_ha__current_venv="/opt/airflow/venv-3.3.1", airflow_ha__switch_venv={
+        "changed": True, "old": "/opt/airflow/venv-3.3.1", "new": "/opt/airflow/venv-3.3.2",
+        "started": ["airflow-worker"], "comment": "af1: switched"}))
+    ret = airflow_ha_state.venv_switched(**SWITCH)
+    assert ret["result"] is True and ret["changes"]["restarted"] == ["airflow-worker"]
+    assert salt["airflow_ha.switch_venv"].call_args.kwargs["drain"] is True
+
+
+def test_venv_switched_failure_is_result_false():
+    use(airflow_ha_state, Salt(airflow_ha__current_venv="/opt/airflow/venv-3.3.1",
+                               airflow_ha__switch_venv=raising(message="af1: airflow-worker did not start")))
+    ret = airflow_ha_state.venv_switched(**SWITCH)
+    assert ret["result"] is False and "did not start" in ret["comment"]

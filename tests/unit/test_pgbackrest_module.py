@@ -189,3 +189,22 @@ def test_the_newest_postgresql_binaries_are_found(monkeypatch):
     monkeypatch.setattr(pgbackrest.glob, "glob", lambda pattern: dirs[pattern])
     monkeypatch.setattr(pgbackrest.os.path, "exists", lambda path: True)
     assert pgbackrest.find_bin_dir() == "/usr/lib/postgresql/15/bin"
+
+
+def test_backup_carries_its_annotation_and_has_backup_finds_it():
+    """orch.airflow_upgrade's backup: --annotation airflow-upgrade=<version>, found again by that pair."""
+    annotated = json.loads(json.dumps(INFO))
+    annotated[0]["backup"][1]["annotation"] = {"airflow-upgrade": "3.3.2"}
+    stub(json.dumps(annotated))
+    assert pgbackrest.has_backup("airflow-ha", annotation={"airflow-upgrade": "3.3.2"}) is True
+    assert pgbackrest.has_backup("airflow-ha", annotation={"airflow-upgrade": "3.3.3"}) is False
+    assert pgbackrest.has_backup("airflow-ha") is True
+    assert pgbackrest.status("airflow-ha")["backups"][0]["annotation"] == {"airflow-upgrade": "3.3.2"}
+    calls = stub(json.dumps(INFO))
+    with pytest.raises(CommandExecutionError, match="without a new backup"):
+        pgbackrest.backup("airflow-ha", annotation={"airflow-upgrade": "3.3.2"})
+    backup_cmd = next(cmd for cmd, _ in calls if "backup" in cmd)
+    assert "--annotation=airflow-upgrade=3.3.2" in backup_cmd and backup_cmd.index("--type=full") < \
+        backup_cmd.index("backup")
+    with pytest.raises(CommandExecutionError, match="give a mapping"):
+        pgbackrest.backup("airflow-ha", annotation="airflow-upgrade=3.3.2")
