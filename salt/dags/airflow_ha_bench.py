@@ -1,7 +1,8 @@
 """Throughput and latency probes of the cluster (tools/lab/drill_throughput.py,
 make bench): ``airflow_ha_fanout`` maps a trivial task over ``n`` items (run
-conf, default 200; ``sleep`` seconds in each, default 0), ``airflow_ha_chain`` runs ``n`` trivial tasks one after
-the other (default 20). Every execution of a task, retries included, appends
+conf, default 200), ``airflow_ha_chain`` runs ``n`` trivial tasks one after
+the other (default 20), ``airflow_ha_burst`` holds each worker slot a few
+seconds per task (the autoscaling drill). Every execution of a task, retries included, appends
 one line to ``$AIRFLOW_HOME/drill/executions.log`` on the worker that ran it,
 so a drill counts tasks run twice, not only tasks that failed.
 Works on Airflow 2.9+ and 3.x."""
@@ -42,12 +43,26 @@ with DAG(dag_id="airflow_ha_fanout", **DAG_ARGS):
     @task
     def work(item, **context):
         record_execution(context)
-        # seconds each task holds its worker slot (run conf `sleep`, default 0): a backlog that lasts, for
-        # the autoscaling drill
-        time.sleep(float((context["dag_run"].conf or {}).get("sleep", 0)))
         return item
 
     work.expand(item=items())
+
+
+# the autoscaling drill's burst: tasks that hold their worker slot ``sleep`` seconds (run conf, default 5), and
+# no per-DAG cap below the schedulers' parallelism, so that the Celery queues back up on the running workers
+with DAG(dag_id="airflow_ha_burst", max_active_tasks=256, **DAG_ARGS):
+
+    @task(task_id="items")
+    def burst_items(**context):
+        return list(range(int((context["dag_run"].conf or {}).get("n", 200))))
+
+    @task(task_id="work")
+    def hold(item, **context):
+        record_execution(context)
+        time.sleep(float((context["dag_run"].conf or {}).get("sleep", 5)))
+        return item
+
+    hold.expand(item=burst_items())
 
 
 with DAG(dag_id="airflow_ha_chain", **DAG_ARGS):

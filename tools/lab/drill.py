@@ -32,6 +32,12 @@
     .venv/bin/python tools/lab/drill.py partition # network cuts with a continuous writer: acknowledged commits lost
     .venv/bin/python tools/lab/drill.py restore   # the timers' diff backup, orch.backup_verify, then orch.restore
                                                   # to a time T: rows before T all back, none after, smoke DAG
+    .venv/bin/python tools/lab/drill.py day2      # orch.airflow_rolling_restart and orch.rolling_reboot of two
+                                                  # hosts while smoke runs go on: none fails
+    .venv/bin/python tools/lab/drill.py upgrade   # orch.airflow_upgrade to the previous pinned release, then back
+                                                  # to the current one under card batches and smoke runs
+    .venv/bin/python tools/lab/drill.py autoscale # a standby worker started by a burst's backlog alert through
+                                                  # salt-api and the reactor, stopped again when idle
     .venv/bin/python tools/lab/drill.py quiet     # no alert firing or pending
     .venv/bin/python tools/lab/drill.py all       # all of them, add_worker first, so every other drill covers the
                                                   # new host; no alert when healthy; after each disruptive drill
@@ -562,7 +568,8 @@ def drill_security(inv):
 
 DRILLS = ["add_worker", "throughput", "card", "haproxy", "rabbitmq", "scheduler", "worker", "dags", "security",
           "secrets", "logs", "task_logs", "auth", "monitoring", "alerts", "sync_cost",
-          "housekeeping", "partition", "card_kills", "day2", "autoscale", "restore", "leader"]
+          "housekeeping", "partition", "card_kills", "day2", "upgrade", "autoscale", "restore",
+          "leader"]
 # after these the fan-out must be back to RECOVERED_SHARE of the first figure, with no restart: the
 # database failovers, where throughput once collapsed (a fan-out takes ~2 min on the lab). Not after the
 # HAProxy and RabbitMQ drills (115% and 144% of before when they were rechecked; make bench measures a broker
@@ -587,6 +594,9 @@ def run_drill(name, inv, args):
         return drill_card.drill_card(inv, batches=args.batches, kills=False)
     if name == "card_kills":
         return drill_card.drill_card(inv, batches=args.batches, kills=True)
+    if name == "upgrade":
+        import drill_upgrade
+        return drill_upgrade.drill_upgrade(inv)
     if name == "autoscale":
         import drill_autoscale
         return drill_autoscale.drill_autoscale(inv)

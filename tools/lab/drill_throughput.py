@@ -54,10 +54,10 @@ def _run_dag(inv, dag_id, n, timeout, **conf):
     return run_id, tis, time.monotonic() - started
 
 
-def fanout(inv, n=200, timeout=900, sleep=0):
-    """Tasks/s of ``n`` mapped trivial tasks (each sleeping ``sleep`` s); queued-to-start wait p50/p95; tasks
-    run more than once."""
-    run_id, tis, wall = _run_dag(inv, "airflow_ha_fanout", n, timeout, **({"sleep": sleep} if sleep else {}))
+def fanout(inv, n=200, timeout=900, dag_id="airflow_ha_fanout", **conf):
+    """Tasks/s of ``n`` mapped trivial tasks (or ``dag_id``'s, with run ``conf``); queued-to-start wait p50/p95;
+    tasks run more than once."""
+    run_id, tis, wall = _run_dag(inv, dag_id, n, timeout, **conf)
     work = [ti for ti in tis if ti["task_id"] == "work"]
     assert len(work) == n and all(ti["state"] == "success" for ti in work), \
         f"fan-out {run_id}: {len(work)} work tasks, states {sorted({ti['state'] for ti in work})}"

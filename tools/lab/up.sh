@@ -55,18 +55,20 @@ if ! ip link show "$bridge" >/dev/null 2>&1; then
 fi
 
 tools/lab/build-box.sh
-# Airflow's and Patroni's wheels, so the containers install them without reaching PyPI
+# Airflow's and Patroni's wheels, so the containers install them without reaching PyPI: the current
+# Airflow 3 pin, the previous release's (the upgrade drill's, requirements/airflow-3.X.Y.txt) and Patroni's
 wheels=/var/cache/airflow-ha/wheels
-if ! cat requirements/airflow-3.txt requirements/patroni.txt | cmp -s - "$wheels/.requirements"; then
-  # one pip run per file: the two pin different versions of shared packages (certifi, ...)
-  for pinned in requirements/airflow-3.txt requirements/patroni.txt; do
+pins=(requirements/airflow-3.txt requirements/airflow-3.[0-9]*.txt requirements/patroni.txt)
+if ! cat "${pins[@]}" | cmp -s - "$wheels/.requirements"; then
+  # one pip run per file: they pin different versions of shared packages (certifi, ...)
+  for pinned in "${pins[@]}"; do
     if ! out=$(/var/cache/airflow-ha/pin3/bin/pip wheel -q --disable-pip-version-check --no-deps \
                  -r "$pinned" -w "$wheels" 2>&1); then
       echo "$out" | grep -v '^WARNING: Location' >&2
       exit 1
     fi
   done
-  cat requirements/airflow-3.txt requirements/patroni.txt > "$wheels/.requirements"
+  cat "${pins[@]}" > "$wheels/.requirements"
 fi
 export AIRFLOW_HA_LAB_VENV=$PWD/.venv
 export AIRFLOW_HA_LAB_PYTHON=$(.venv/bin/python -c 'import sys; print(sys.base_prefix)')
