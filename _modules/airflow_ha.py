@@ -1653,6 +1653,16 @@ def adopt_venv(link=DEFAULT_VENV, home=None):
             "comment": f"{host}: {link} (Airflow {version}) moved to {dest}, {link} is a symlink to it"}
 
 
+def _started(unit):
+    """service.start of ``unit``, False instead of raising: one unit that does not start leaves the others
+    to start."""
+    try:
+        return bool(__salt__["service.start"](unit))
+    except CommandExecutionError as exc:
+        log.error("%s did not start: %s", unit, exc)
+        return False
+
+
 def switch_venv(target, link=DEFAULT_VENV, units=(), only_running=(), drain=False, drain_timeout=600, interval=5):
     """
     One host's turn in a rolling upgrade (orch.airflow_upgrade): when the
@@ -1695,7 +1705,7 @@ def switch_venv(target, link=DEFAULT_VENV, units=(), only_running=(), drain=Fals
                                         f"points at {current}")
     _symlink_atomically(target, link)
     started = [u for u in units if u not in only_running or u in running]
-    failed = [u for u in started if not __salt__["service.start"](u)]
+    failed = [u for u in started if not _started(u)]
     if failed:
         raise CommandExecutionError(
             f"{host}: {', '.join(failed)} did not start on {target} (journalctl -u {failed[0]}); to go back: "

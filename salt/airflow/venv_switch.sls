@@ -7,7 +7,8 @@
 {%- set units = [] %}
 {%- for component in ['scheduler', 'webserver', 'dag_processor', 'triggerer', 'worker', 'flower']
       if component in common.this_host.roles %}
-{%-   do units.append('airflow-' ~ component) %}
+{#-   the unit of salt/airflow/<component>.sls: dashes (airflow-dag-processor) #}
+{%-   do units.append('airflow-' ~ component | replace('_', '-')) %}
 {%- endfor %}
 
 airflow-venv-switched:

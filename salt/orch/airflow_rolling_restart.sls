@@ -39,9 +39,10 @@ orch-airflow-restart-{{ host }}:
     - arg:
 {%-   if host in orch.standby %}
       # a standby worker host (issue 20): only what runs (the autoscaling decides whether its worker does)
-      - systemctl try-restart 'airflow-*.service'
+      - {{ ('systemctl try-restart ' ~ orch.airflow_units[host] | join(' ')) | json }}
 {%-   else %}
-      - systemctl restart 'airflow-*.service'
+      # this host's component units by name (orch/map.jinja): not the housekeeping services
+      - {{ ('systemctl restart ' ~ orch.airflow_units[host] | join(' ')) | json }}
 {%-   endif %}
     - failhard: True
     - require:

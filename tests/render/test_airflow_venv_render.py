@@ -42,7 +42,7 @@ def test_migrate_runs_the_versioned_venvs_airflow(compiled_sls):
 
 
 @pytest.mark.parametrize("host, units, drain", [
-    ("af1", ["airflow-scheduler", "airflow-webserver", "airflow-dag_processor", "airflow-triggerer",
+    ("af1", ["airflow-scheduler", "airflow-webserver", "airflow-dag-processor", "airflow-triggerer",
              "airflow-worker", "airflow-flower"], True),
 ])
 def test_a_hosts_switch_names_its_own_units(compiled_sls, host, units, drain):
@@ -51,6 +51,13 @@ def test_a_hosts_switch_names_its_own_units(compiled_sls, host, units, drain):
     assert switched["target"] == "/opt/airflow/venv-3.3.2" and switched["drain"] is drain
     assert sorted(switched["units"]) == sorted(units) and switched["only_running"] == []
     assert switched["drain_timeout"] == 600
+    # the very units the host's component states install (a wrong name once stopped the lab's rollout)
+    unit_files = set()
+    for component in ("scheduler", "webserver", "dag_processor", "triggerer", "worker", "flower"):
+        unit_files |= {state["name"].rsplit("/", 1)[-1].removesuffix(".service")
+                       for sid, state in compiled_sls(host, "compact", f"airflow.{component}").items()
+                       if sid.endswith("-unit") and state["name"].endswith(".service")}
+    assert set(switched["units"]) <= unit_files, set(switched["units"]) - unit_files
 
 
 def test_without_switch_venv_the_states_build_beside_and_link_nothing(salt_env, tmp_path):

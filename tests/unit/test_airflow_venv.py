@@ -69,8 +69,8 @@ def test_adopt_refuses_a_taken_path_or_a_directory_without_airflow(tmp_path):
 class Systemd:
     """service.status/stop/start over a set of running units, each call recorded in order."""
 
-    def __init__(self, running, failing=()):
-        self.running, self.failing, self.calls = set(running), set(failing), []
+    def __init__(self, running, failing=(), missing=()):
+        self.running, self.failing, self.missing, self.calls = set(running), set(failing), set(missing), []
 
     def install(self):
         airflow_ha.__salt__.update({"service.status": self.status, "service.stop": self.stop,
@@ -87,6 +87,9 @@ class Systemd:
 
     def start(self, unit):
         self.calls.append(("start", unit))
+        if unit in self.missing:
+            # Salt's systemd module raises for a unit systemd does not know
+            raise CommandExecutionError(f"Failed to start {unit}.service: Unit {unit}.service not found.")
         if unit in self.failing:
             return False
         self.running.add(unit)
@@ -137,6 +140,19 @@ def test_a_unit_that_does_not_start_names_the_host_and_the_way_back(layout):
     with pytest.raises(CommandExecutionError) as err:
         airflow_ha.switch_venv(new, link, units=["airflow-scheduler"])
     assert "af1: airflow-scheduler did not start" in str(err.value) and f"ln -sfn {old} {link}" in str(err.value)
+
+
+def test_a_unit_that_raises_leaves_the_others_started(layout):
+    """The lab's first rollout stopped at a misnamed unit, leaving the host's worker, triggerer and flower
+    stopped: every unit is started, then the failures reported."""
+    link, old, new = layout
+    units = ["airflow-scheduler", "airflow-dag_processor", "airflow-worker", "airflow-flower"]
+    systemd = Systemd({"airflow-scheduler", "airflow-worker", "airflow-flower"},
+                      missing={"airflow-dag_processor"}).install()
+    with pytest.raises(CommandExecutionError, match="airflow-dag_processor did not start"):
+        airflow_ha.switch_venv(new, link, units=units)
+    assert [u for step, u in systemd.calls if step == "start"] == units
+    assert systemd.running == {"airflow-scheduler", "airflow-worker", "airflow-flower"}
 
 
 def test_a_drain_past_its_timeout_switches_nothing(layout, monkeypatch):

@@ -127,3 +127,13 @@ def test_rolling_restart_drains_then_gates_each_host(topology):
             "orch-airflow-restart-scheduler2", "orch-airflow-jobs-scheduler2", "orch-airflow-healthy-scheduler2"]
         assert args(high["orch-airflow-jobs-scheduler2"])["kwarg"]["components"] == ["scheduler", "triggerer"]
         assert args(high["orch-airflow-jobs-scheduler2"])["tgt"] == "scheduler2"
+
+
+def test_rolling_restart_restarts_each_hosts_component_units_by_name():
+    """Never a glob: 'airflow-*.service' also matched the housekeeping services (airflow-db-clean, which must
+    run once cluster-wide, and airflow-task-log-cleanup), so every rolling restart ran them on every host."""
+    high = render("airflow_rolling_restart", {}, "compact")
+    command = args(high["orch-airflow-restart-af1"])["arg"][0]
+    assert command.split() == ["systemctl", "restart", "airflow-scheduler", "airflow-webserver",
+                               "airflow-dag-processor", "airflow-worker", "airflow-triggerer", "airflow-flower"]
+    assert "*" not in command and "db-clean" not in command
