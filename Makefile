@@ -21,7 +21,7 @@ render: deps
 # Everything but the loopback runs of what the lab's drills prove (marker
 # lab_covered, docs/testing.md): the lab test runs those on the real cluster.
 test: deps
-	$(PYTEST) -ra -m "not lab_covered" tests
+	$(PYTEST) -ra --durations=20 -m "not lab_covered" tests
 
 # The loopback runs the lab covers (a new pin or a change to a cluster's
 # states, before a lab): about 20 minutes.
