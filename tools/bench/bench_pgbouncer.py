@@ -22,13 +22,13 @@ Figures: idle and peak server connections, their median through the
 fan-out, the fan-out's tasks/s, on each side."""
 
 import statistics
-import threading
 import time
 
 import drill
 import drill_throughput
 from drill_housekeeping import airflow_hosts
 from drill import roles, run, wait
+from repeating import Repeating
 
 IDLE_S = 15
 SAMPLE_S = 1.0
@@ -46,30 +46,22 @@ def pgbouncer_port():
     return int(defaults["pgbouncer"]["port"])
 
 
-class ConnectionSampler:
+class ConnectionSampler(Repeating):
     """Counts the ``airflow`` role's backends on ``leader`` every SAMPLE_S seconds in a thread."""
 
+    every = SAMPLE_S
+    join_timeout = 60
+
     def __init__(self, leader):
+        super().__init__("bench-pg-connections")
         self.leader, self.samples, self.errors = leader, [], 0
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="bench-pg-connections", daemon=True)
 
-    def _run(self):
-        while not self._stop.is_set():
-            proc = run(self.leader, SERVER_CONNECTIONS, check=False, timeout=30)
-            if proc.returncode == 0 and proc.stdout.strip().isdigit():
-                self.samples.append((time.time(), int(proc.stdout.strip())))
-            else:
-                self.errors += 1
-            self._stop.wait(SAMPLE_S)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self.thread.join(60)
+    def step(self):
+        proc = run(self.leader, SERVER_CONNECTIONS, check=False, timeout=30)
+        if proc.returncode == 0 and proc.stdout.strip().isdigit():
+            self.samples.append((time.time(), int(proc.stdout.strip())))
+        else:
+            self.errors += 1
 
     def between(self, start, end):
         return [count for at, count in self.samples if start <= at <= end]

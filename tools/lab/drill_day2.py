@@ -22,43 +22,34 @@ the longest scheduling gap (the longest time between two consecutive task
 starts of the stream while the orchestrates ran).
 """
 
-import threading
 import time
 
 import drill
 import drill_dags
 from drill import airflow_api, roles
 from drill_throughput import _ts
+from repeating import Repeating
 
 STREAM_EVERY_S = 5
 STREAM_DAG = "airflow_ha_smoke"
 FINISH_TIMEOUT_S = 600
 
 
-class Stream:
-    """The smoke DAG triggered every STREAM_EVERY_S s in a thread until stopped."""
+class Stream(Repeating):
+    """The smoke DAG triggered every STREAM_EVERY_S s in a thread for as long as the ``with`` block runs."""
+
+    every = STREAM_EVERY_S
 
     def __init__(self, inv):
+        super().__init__("day2-stream")
         self.inv, self.run_ids, self.refused = inv, [], []
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="day2-stream", daemon=True)
+        self.airflow_ha, self.api = airflow_api(inv)
 
-    def _run(self):
-        airflow_ha, api = airflow_api(self.inv)
-        while not self._stop.is_set():
-            try:
-                self.run_ids.append(airflow_ha.trigger_dag(STREAM_DAG, conf={"drill": "day2"}, **api))
-            except Exception as exc:  # noqa: BLE001 - a figure: the API refused in the moment
-                self.refused.append(f"{time.strftime('%H:%M:%S')} {str(exc)[:160]}")
-            self._stop.wait(STREAM_EVERY_S)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self.thread.join(120)
+    def step(self):
+        try:
+            self.run_ids.append(self.airflow_ha.trigger_dag(STREAM_DAG, conf={"drill": "day2"}, **self.api))
+        except Exception as exc:  # noqa: BLE001 - a figure: the API refused in the moment
+            self.refused.append(f"{time.strftime('%H:%M:%S')} {str(exc)[:160]}")
 
 
 def outcome(inv, run_ids):

@@ -15,7 +15,6 @@ Figures: each run's seconds; the stream's runs, failed runs, failed tries, refus
 scheduling gap; the card batches lost and processed twice; each host's venv and Airflow version after.
 """
 
-import threading
 import time
 
 import drill
@@ -24,6 +23,7 @@ import drill_dags
 import yaml
 from drill import roles, run
 from drill_day2 import STREAM_EVERY_S, Stream, outcome
+from repeating import Repeating
 
 PREVIOUS = {"version": "3.3.1", "requirements": "airflow-3.3.1.txt"}
 CARD_BATCHES = 5
@@ -70,32 +70,25 @@ def state_changes(data):
     return changed
 
 
-class CardStream:
-    """Card batches, CARD_BATCHES at a time, one set after the other until stopped (a set takes well under a
-    minute: one set at the start would be done before the first host switches); every set checked exactly
-    once by drill_card."""
+class CardStream(Repeating):
+    """Card batches, CARD_BATCHES at a time, one set after the other for as long as the ``with`` block runs
+    (a set takes well under a minute: one set at the start would be done before the first host switches);
+    every set checked exactly once by drill_card."""
+
+    every = 0
+    join_timeout = 1800
 
     def __init__(self, inv):
+        super().__init__("upgrade-card")
         self.inv, self.sets, self.errors = inv, [], []
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="upgrade-card", daemon=True)
 
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                self.sets.append(drill_card.drill_card(self.inv, batches=CARD_BATCHES, kills=False,
-                                                       label="during the Airflow upgrade"))
-            except Exception as exc:  # noqa: BLE001 - the drill's finding, reported at the end
-                self.errors.append(str(exc)[:300])
-                self._stop.wait(10)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self.thread.join(1800)
+    def step(self):
+        try:
+            self.sets.append(drill_card.drill_card(self.inv, batches=CARD_BATCHES, kills=False,
+                                                   label="during the Airflow upgrade"))
+        except Exception as exc:  # noqa: BLE001 - the drill's finding, reported at the end
+            self.errors.append(str(exc)[:300])
+            self.pause(10)
 
     def figures(self):
         return {"batches": CARD_BATCHES * len(self.sets), "lost": sum(s["lost"] for s in self.sets),
