@@ -22,7 +22,8 @@ airflow-venv-adopted:
     - airflow_ha.adopt_venv:
       - link: {{ airflow.venv | json }}
       - home: {{ airflow.home | json }}
-    - onlyif: {{ ('test -d ' ~ airflow.venv ~ ' && test ! -L ' ~ airflow.venv) | json }}
+    - onlyif: {{ ('test -d ' ~ airflow.venv ~ ' && test ! -L ' ~ airflow.venv if airflow.venv != airflow.venv_dir
+                  else 'false') | json }}
 
 airflow-requirements:
   file.managed:

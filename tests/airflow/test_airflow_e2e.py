@@ -158,7 +158,7 @@ def host_states(line, workdir, salt_env, tmp_path_factory):
     # site.sls is the place of the pillar `airflow` of a site
     (pillar_root / "site.sls").write_text(yaml.safe_dump({"airflow": {
         "major": line.major, "version": line.version, "requirements": line.requirements,
-        "home": str(home), "venv": str(line.venv), "env_file": str(home / "airflow.env"),
+        "home": str(home), "venv": str(line.venv), "venv_dir": str(line.venv), "env_file": str(home / "airflow.env"),
         "dags_folder": str(dags), "db_port": line.pg_port, "api_port": line.api_port,
         "log_server_port": line.log_server_port, "scheduler_health_port": line.scheduler_health_port,
         "worker_concurrency": 4,

@@ -68,7 +68,7 @@ def airflow_states(workdir, pki, ldap_states, salt_env, tmp_path_factory):
     home = workdir / "home"
     version = pinned_airflow(3)
     pillar = {"airflow": {
-        "version": version, "home": str(home), "venv": str(VENV), "env_file": str(home / "airflow.env"),
+        "version": version, "home": str(home), "venv": str(VENV), "venv_dir": str(VENV), "env_file": str(home / "airflow.env"),
         "dags_folder": str(workdir / "dags"), "db_port": PG_PORT, "api_port": API_PORT, "flower_port": FLOWER_PORT,
         "auth": {"ldap": {"server": f"ldaps://127.0.0.1:{LDAP_PORT}", "ca_file": str(pki / "test-ca.crt")},
                  "session_lifetime_minutes": 30},

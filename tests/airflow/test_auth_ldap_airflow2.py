@@ -103,7 +103,7 @@ def airflow_states(workdir, pki, ldap_states, salt_env, tmp_path_factory):
     version = pinned_airflow(2)
     pillar = {"airflow": {
         "major": 2, "version": version, "requirements": "airflow-2.txt",
-        "home": str(home), "venv": str(VENV), "env_file": str(home / "airflow.env"),
+        "home": str(home), "venv": str(VENV), "venv_dir": str(VENV), "env_file": str(home / "airflow.env"),
         "dags_folder": str(workdir / "dags"), "db_port": PG_PORT, "api_port": API_PORT,
         "auth": {"ldap": {"server": f"ldaps://127.0.0.1:{LDAP_PORT}", "ca_file": str(pki / "test-ca.crt")},
                  # not the defaults: the app must show what the pillar says

@@ -66,7 +66,7 @@ def workdir():
 @pytest.fixture(scope="module")
 def states(workdir, hostile_salt_env, tmp_path_factory):
     home = workdir / "home"
-    pillar = {"airflow": {"version": pinned_airflow(3), "home": str(home), "venv": str(VENV),
+    pillar = {"airflow": {"version": pinned_airflow(3), "home": str(home), "venv": str(VENV), "venv_dir": str(VENV),
                           "env_file": str(home / "airflow.env"), "dags_folder": str(workdir / "dags"),
                           "db_port": PG_PORT}}
     overrides = {"airflow": {**state_render.loopback_db(PG_PORT), "rabbit_hosts": ["127.0.0.1:1", "127.0.0.2:1"],
