@@ -6,7 +6,7 @@
 # instead (pillar airflow:switch_venv false on its build and migrate steps).
 include:
   - airflow.venv
-{%- if airflow.switch_venv and airflow.venv != airflow.venv_dir %}
+{%- if airflow.link_venv %}
 
 airflow-venv-current:
   file.symlink:
