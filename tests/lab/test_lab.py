@@ -111,10 +111,8 @@ def test_a_second_orchestrate_run_changes_nothing(lab):
 # the card load (a worker killed mid-task, the Patroni leader's host killed: every batch once) or that
 # loopback tests keep in make test (monitoring: tests/monitoring/test_prometheus_live.py; restore's
 # point-in-time recovery: tests/postgres/test_pgbackrest.py)
-# The day-2 drills that make test leaves out for time: upgrade (orch.airflow_upgrade twice and a no-op run) and
-# autoscale (two highstates around a burst); day2 (the rolling restart and reboot) stays in
-LEFT_TO_MAKE_LAB = ["add_worker", "worker", "monitoring", "alerts", "sync_cost", "upgrade", "autoscale", "restore",
-                    "leader"]
+# The day-2 orchestrates all run here: day2 (rolling restart and reboot), upgrade, autoscale
+LEFT_TO_MAKE_LAB = ["add_worker", "worker", "monitoring", "alerts", "sync_cost", "restore", "leader"]
 
 
 def test_drills_recover_with_no_lost_work(lab, capfd):
@@ -153,6 +151,16 @@ def test_drills_recover_with_no_lost_work(lab, capfd):
     # day 2 under a stream of smoke runs: the rolling restart and the rolling reboot of two hosts fail none
     day2 = results["day2"]
     assert not day2["failed_runs"] and not day2["failed_tries"] and day2["runs"] > 0, day2
+    # orch.airflow_upgrade from the previous pin to the current one under the smoke stream and card batches, then a
+    # no-op second run
+    upgrade = results["upgrade"]
+    assert not upgrade["failed_runs"] and not upgrade["failed_tries"] and upgrade["runs"] > 0, upgrade
+    assert upgrade["card"]["batches"] and upgrade["card"]["lost"] == upgrade["card"]["twice"] == 0, upgrade["card"]
+    assert {v for _, v in upgrade["versions"].values()} == {upgrade["to"]} and upgrade["again_changes"] == {}, upgrade
+    # a burst started the standby worker through alert, webhook, reactor and orch.autoscale, and idle stopped it
+    autoscale = results["autoscale"]
+    assert 0 < autoscale["alert_s"] < autoscale["worker_started_s"] and autoscale["first_task_on_standby_s"] > 0, autoscale
+    assert autoscale["worker_stopped_after_burst_s"] is not None, autoscale
     # card_kills stands in make test for the worker and leader drills: both its kills happened
     assert set(results["card_kills"]["kills"]) == {"worker", "leader"}, results["card_kills"]
     for run in ("card", "card_kills"):
