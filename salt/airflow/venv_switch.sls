@@ -1,14 +1,13 @@
 {%- from 'airflow/map.jinja' import airflow with context %}
+{%- from 'airflow/components.jinja' import components, units as component_units %}
 {%- import 'common/inventory.jinja' as common with context %}
 # orch.airflow_upgrade, one host at a time: this host's Airflow units onto the
 # venv of airflow:version (built before by airflow.venv): its Celery worker
 # drained (airflow:drain_timeout), its running units stopped, the symlink
 # switched, the units started. A host already on it: no change, no restart.
 {%- set units = [] %}
-{%- for component in ['scheduler', 'webserver', 'dag_processor', 'triggerer', 'worker', 'flower']
-      if component in common.this_host.roles %}
-{#-   the unit of salt/airflow/<component>.sls: dashes (airflow-dag-processor) #}
-{%-   do units.append('airflow-' ~ component | replace('_', '-')) %}
+{%- for component in components if component in common.this_host.roles %}
+{%-   do units.append(component_units[component]) %}
 {%- endfor %}
 
 airflow-venv-switched:

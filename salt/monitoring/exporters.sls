@@ -5,7 +5,7 @@
 # postgres state creates, so no password is needed); PgBouncer's exporter
 # beside PgBouncer on the Airflow hosts (pillar airflow:pgbouncer:enabled: its
 # admin console over PgBouncer's socket as PgBouncer's own user, no password).
-{%- set airflow_roles = ['scheduler', 'webserver', 'dag_processor', 'triggerer', 'worker', 'flower'] %}
+{%- from 'airflow/components.jinja' import components as airflow_roles %}
 {%- set pgbouncer_host = this_host.roles | select('in', airflow_roles) | list | length > 0 %}
 {%- if pgbouncer_host %}
 {%-   from 'airflow/map.jinja' import airflow with context %}

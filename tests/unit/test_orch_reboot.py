@@ -135,5 +135,5 @@ def test_rolling_restart_restarts_each_hosts_component_units_by_name():
     high = render("airflow_rolling_restart", {}, "compact")
     command = args(high["orch-airflow-restart-af1"])["arg"][0]
     assert command.split() == ["systemctl", "restart", "airflow-scheduler", "airflow-webserver",
-                               "airflow-dag-processor", "airflow-worker", "airflow-triggerer", "airflow-flower"]
+                               "airflow-dag-processor", "airflow-triggerer", "airflow-worker", "airflow-flower"]
     assert "*" not in command and "db-clean" not in command
