@@ -102,8 +102,20 @@ def test_fanout_across_a_failure_counts_stall_lost_and_twice():
     assert late["fanout_stall_s"] == 28.0 and late["fanout_stall_from_s"] == 2.0
     early = figures.fanout_across(tis, counts, 4, figures.ts("2025-12-31T23:59:00Z"))
     assert early["fanout_stall_s"] == 61.0 and early["fanout_stall_from_s"] == 0.0
+    assert f["fanout_resumed_s"] is None  # 2 starts after the failure: never RESUMED_STARTS in a window
     # drill_throughput's arithmetic: n / (last end - first start)
     assert f["fanout_tasks_per_s"] == pytest.approx(4 / 31)
+
+
+def test_throughput_is_back_at_the_first_window_of_enough_starts():
+    window, enough = figures.RESUMED_WINDOW_S, figures.RESUMED_STARTS
+    steady = [57.0 + i * (window / enough) * 0.9 for i in range(enough)]
+    # a lone start at 29 s between two stalls is no recovery: the steady starts from 57 s are
+    assert figures.resumed([-5.0, -1.0, 29.0, 29.3, *steady], 0.0) == 57.0
+    assert figures.resumed([-5.0, 29.0, *steady[:-1]], 0.0) is None  # one start short of a window
+    # starts that never stopped: back at the first start after the failure
+    assert figures.resumed([i * 0.5 for i in range(-10, 40)], 0.0) == 0.0
+    assert figures.resumed([], 0.0) is None
 
 
 def test_writer_across_a_failure_counts_from_the_failure():

@@ -66,6 +66,9 @@ def draw(doc, path):
             start = run["fanout_stall_from_s"]
             ax.axvspan(start, start + run["fanout_stall_s"], color="tab:red", alpha=0.12,
                        label=f"longest stall {run['fanout_stall_s']:.1f} s")
+        if run.get("fanout_resumed_s") is not None:
+            ax.axvline(run["fanout_resumed_s"], color="black", ls=":", lw=1.5,
+                       label=f"throughput back ({run['fanout_resumed_s']:.0f} s)")
         ax.set_title(f"{FAILURE_TITLES[name]} (lab, run {i + 1}): lost {run['fanout_lost']}, "
                      f"run twice {run['fanout_run_twice']}")
         ax.set_xlabel("seconds from the failure")

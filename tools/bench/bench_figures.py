@@ -24,6 +24,11 @@ FIGURES = [
     ("fanout_wait_p50_s", "fan-out queued-to-start p50", "s", lambda r: r["fanout"]["wait_p50_s"], 2),
     ("fanout_wall_s", "fan-out wall time (trigger to done)", "s", lambda r: r["fanout"]["wall_s"], 1),
 ]
+# a fan-out's throughput is back once RESUMED_STARTS tasks start within RESUMED_WINDOW_S (1 task/s, a third of
+# the lab's healthy rate): the longest stall alone missed a second one, when a lone start split the outage
+# (leader kill of 2026-12-04: two starts at 29 s, the rest from 57 s)
+RESUMED_WINDOW_S = 10
+RESUMED_STARTS = 10
 # figures across a failure: (key, label, unit, digits)
 FAILURE_FIGURES = {
     "leader_kill": [
@@ -31,11 +36,13 @@ FAILURE_FIGURES = {
         ("writer_lost", "writer: acknowledged commits lost", "", 0),
         ("writer_gap_s", "writer: longest write gap", "s", 1),
         ("fanout_stall_s", "fan-out: longest time no task started", "s", 1),
+        ("fanout_resumed_s", f"fan-out: throughput back ({RESUMED_STARTS} starts in {RESUMED_WINDOW_S} s) after", "s", 1),
         ("fanout_lost", "fan-out: tasks that never succeeded", "", 0),
         ("fanout_run_twice", "fan-out: tasks run twice", "", 0),
     ],
     "broker_stop": [
         ("fanout_stall_s", "fan-out: longest time no task started", "s", 1),
+        ("fanout_resumed_s", f"fan-out: throughput back ({RESUMED_STARTS} starts in {RESUMED_WINDOW_S} s) after", "s", 1),
         ("fanout_lost", "fan-out: tasks that never succeeded", "", 0),
         ("fanout_run_twice", "fan-out: tasks run twice", "", 0),
         ("fanout_tasks_per_s", "fan-out throughput across it", "tasks/s", 2),
@@ -146,6 +153,16 @@ def stall(starts):
     return gap, at
 
 
+def resumed(starts, origin):
+    """Seconds from ``origin`` to the first start after it that opens a window of RESUMED_WINDOW_S with at least
+    RESUMED_STARTS starts; None when there is none (too few tasks left after the failure)."""
+    after = sorted(s for s in starts if s >= origin)
+    for i, start in enumerate(after):
+        if len([s for s in after[i:i + RESUMED_STARTS] if s < start + RESUMED_WINDOW_S]) >= RESUMED_STARTS:
+            return start - origin
+    return None
+
+
 def ts(text):
     """Epoch seconds of an ISO time of the REST API (None stays None)."""
     return drill_throughput._ts(text) if text else None
@@ -168,6 +185,7 @@ def fanout_across(tis, counts, n, origin):
             "fanout_unrecorded": n - len(recorded),
             "fanout_stall_s": round(gap, 2),
             "fanout_stall_from_s": round(at - origin, 2) if at is not None else None,
+            "fanout_resumed_s": round(back, 2) if (back := resumed(starts, origin)) is not None else None,
             # drill_throughput.fanout's arithmetic: n tasks over the first start to the last end
             "fanout_tasks_per_s": n / max(max(ends) - min(starts), 1e-3) if ends and starts else None,
             "starts_s": [round(s - origin, 2) for s in starts]}
