@@ -70,3 +70,37 @@ def generated_secrets(tmp_path_factory):
     path.write_text(yaml.safe_dump({"secrets": tree, "tls": {"enabled": False}}))
     path.chmod(0o600)
     return tree, str(path)
+
+
+# How long pytest may take to exit once its summary is printed. A thread or a child process left running
+# (a plugin's, a library's) makes the interpreter wait for it at exit: one CI run hung 55 min after its summary,
+# until CI's limit killed it, with no trace of what it waited for.
+EXIT_GRACE_S = 120
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    import faulthandler
+    import os
+    import threading
+
+    status = getattr(config, "_airflow_ha_exitstatus", 1)
+
+    def exit_hung():
+        print(f"\npytest has not exited {EXIT_GRACE_S} s after its summary: the stacks of its threads, "
+              f"then exit with the session's status {status}", file=sys.stderr, flush=True)
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        sys.stderr.flush()
+        os._exit(status)
+
+    left = [t.name for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if left:
+        print(f"\nthreads still running at pytest's exit (the interpreter waits for them): {left}",
+              file=sys.stderr, flush=True)
+    watchdog = threading.Timer(EXIT_GRACE_S, exit_hung)
+    watchdog.daemon = True
+    watchdog.start()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    session.config._airflow_ha_exitstatus = int(exitstatus)

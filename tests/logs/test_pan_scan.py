@@ -133,6 +133,40 @@ def test_a_number_next_to_other_numbers_is_still_found(scan):
     assert [d for _, d, _ in scan.find_pans("1 5555 5555 5555 4444 2")] == [pan]
 
 
+def etcd_slow_request(request_id, lease_id, key="/service/airflow-ha/members/db3"):
+    """etcd's slow-request warning as the log host receives it (the lab's db2, 2026-12-04)."""
+    return (f'2026-12-04T12:59:41.741198+00:00 2026-12-04T12:59:41.295193+00:00 db2 etcd[1223] request '
+            f'"header:<ID:{request_id} username:\\"db3.lab.internal\\" auth_revision:1 > put:<key:\\"{key}\\" '
+            f'value_size:148 lease:{lease_id} >" with result "size:4" took too long (118.939094ms) to execute\n')
+
+
+# etcd's ids of one member share their high digits (db3's: 6241..., UnionPay's prefix at 19 digits)
+ETCD_ID = with_check_digit("624160453421881704")
+ETCD_LEASE = with_check_digit("624160453421881703")
+
+
+def test_etcds_request_lease_and_member_ids_are_not_card_numbers(scan, tmp_path):
+    assert scan.scheme_of(ETCD_ID) == "UnionPay" and scan.luhn_ok(ETCD_LEASE)  # what the scan found before
+    line = etcd_slow_request(ETCD_ID, ETCD_LEASE)
+    voters = f"2026-12-04T10:41:35 db3 etcd[998] INFO: fce5f12e9d0e569e switched to configuration voters=({ETCD_ID} " \
+             f"12515644130489390503 {ETCD_LEASE})\n"
+    (tmp_path / "db2").mkdir()
+    (tmp_path / "db2" / "etcd.log").write_text(line + voters)
+    # etcd's own log file, whose lines carry no syslog tag
+    (tmp_path / "db2" / "etcd.log-20261203").write_text(f"request \"header:<ID:{ETCD_ID} > lease:{ETCD_LEASE}\"\n")
+    proc = run_cli(tmp_path)
+    assert (proc.returncode, proc.stdout) == (0, "scanned 2 files, 3 lines: 0 PAN-like numbers\n")
+
+
+def test_a_card_number_elsewhere_in_an_etcd_line_or_in_those_fields_of_another_program_is_found(scan):
+    pan = "6200000000000005"
+    line = scan.without_known_ids(etcd_slow_request(ETCD_ID, ETCD_LEASE, key=f"/cards/{pan}"), "etcd.log")
+    assert [d for _, d, _ in scan.find_pans(line)] == [pan]
+    # the same fields in another program's line and file
+    other = f"db2 cardapp[77] request header:<ID:{ETCD_ID}> lease:{ETCD_LEASE}"
+    assert [d for _, d, _ in scan.find_pans(scan.without_known_ids(other, "cardapp.log"))] == [ETCD_ID, ETCD_LEASE]
+
+
 def test_the_cli_masks_every_number_and_exits_1(tmp_path):
     log = tmp_path / "af1" / "card-dag.log"
     log.parent.mkdir()
