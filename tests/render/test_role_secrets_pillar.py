@@ -184,17 +184,20 @@ def test_a_gpg_encrypted_secrets_file_is_read_with_its_own_renderers(tmp_path):
     keydir = tmp_path / "gpgkeys"
     keydir.mkdir(mode=0o700)
     gpg = ["gpg", "--homedir", str(keydir), "--batch", "--pinentry-mode", "loopback", "--passphrase", ""]
-    subprocess.run(gpg + ["--quick-gen-key", "salt-master", "future-default", "default", "never"], check=True,
-                   capture_output=True)
-    password = "grafana-admin-from-gpg-1234"
-    cipher = subprocess.run(gpg + ["--armor", "--trust-model", "always", "--encrypt", "-r", "salt-master"],
-                            input=password, capture_output=True, text=True, check=True).stdout
-    text = "#!yaml|gpg\n" + yaml.safe_dump({"secrets": {"grafana": {"admin_password": cipher}}, "tls": TLS})
-    secrets_dir = tmp_path / "secrets"
-    secrets_dir.mkdir()
-    gen_secrets.write_private(str(secrets_dir / "airflow_ha_secrets.sls"), text)
-    pillar = compile_pillar(str(secrets_dir), "full", "monitor1", str(tmp_path / "cache"), gpg_keydir=str(keydir))
-    assert "_errors" not in pillar, pillar["_errors"]
-    assert pillar["secrets"] == {"grafana": {"admin_password": password}} and pillar["tls"] == TLS
-    assert compile_pillar(str(secrets_dir), "full", "worker1", str(tmp_path / "cache"),
-                          gpg_keydir=str(keydir))["secrets"] == {}
+    try:
+        subprocess.run(gpg + ["--quick-gen-key", "salt-master", "future-default", "default", "never"], check=True,
+                       capture_output=True)
+        password = "grafana-admin-from-gpg-1234"
+        cipher = subprocess.run(gpg + ["--armor", "--trust-model", "always", "--encrypt", "-r", "salt-master"],
+                                input=password, capture_output=True, text=True, check=True).stdout
+        text = "#!yaml|gpg\n" + yaml.safe_dump({"secrets": {"grafana": {"admin_password": cipher}}, "tls": TLS})
+        secrets_dir = tmp_path / "secrets"
+        secrets_dir.mkdir()
+        gen_secrets.write_private(str(secrets_dir / "airflow_ha_secrets.sls"), text)
+        pillar = compile_pillar(str(secrets_dir), "full", "monitor1", str(tmp_path / "cache"), gpg_keydir=str(keydir))
+        assert "_errors" not in pillar, pillar["_errors"]
+        assert pillar["secrets"] == {"grafana": {"admin_password": password}} and pillar["tls"] == TLS
+        assert compile_pillar(str(secrets_dir), "full", "worker1", str(tmp_path / "cache"),
+                              gpg_keydir=str(keydir))["secrets"] == {}
+    finally:  # the agent gpg started for this home dir: a daemon that would outlive pytest
+        subprocess.run(["gpgconf", "--homedir", str(keydir), "--kill", "gpg-agent"], capture_output=True)
