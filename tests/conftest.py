@@ -1,6 +1,9 @@
 """Fixtures shared by every test area (each area adds its own conftest)."""
 
+import faulthandler
+import os
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -80,10 +83,6 @@ EXIT_GRACE_S = 120
 
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config):
-    import faulthandler
-    import os
-    import threading
-
     status = getattr(config, "_airflow_ha_exitstatus", 1)
 
     def exit_hung():

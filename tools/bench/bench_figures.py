@@ -29,6 +29,8 @@ FIGURES = [
 # (leader kill of 2026-12-04: two starts at 29 s, the rest from 57 s)
 RESUMED_WINDOW_S = 10
 RESUMED_STARTS = 10
+RESUMED_FIGURE = ("fanout_resumed_s",
+                  f"fan-out: throughput back ({RESUMED_STARTS} starts in {RESUMED_WINDOW_S} s) after", "s", 1)
 # figures across a failure: (key, label, unit, digits)
 FAILURE_FIGURES = {
     "leader_kill": [
@@ -36,13 +38,13 @@ FAILURE_FIGURES = {
         ("writer_lost", "writer: acknowledged commits lost", "", 0),
         ("writer_gap_s", "writer: longest write gap", "s", 1),
         ("fanout_stall_s", "fan-out: longest time no task started", "s", 1),
-        ("fanout_resumed_s", f"fan-out: throughput back ({RESUMED_STARTS} starts in {RESUMED_WINDOW_S} s) after", "s", 1),
+        RESUMED_FIGURE,
         ("fanout_lost", "fan-out: tasks that never succeeded", "", 0),
         ("fanout_run_twice", "fan-out: tasks run twice", "", 0),
     ],
     "broker_stop": [
         ("fanout_stall_s", "fan-out: longest time no task started", "s", 1),
-        ("fanout_resumed_s", f"fan-out: throughput back ({RESUMED_STARTS} starts in {RESUMED_WINDOW_S} s) after", "s", 1),
+        RESUMED_FIGURE,
         ("fanout_lost", "fan-out: tasks that never succeeded", "", 0),
         ("fanout_run_twice", "fan-out: tasks run twice", "", 0),
         ("fanout_tasks_per_s", "fan-out throughput across it", "tasks/s", 2),
@@ -157,9 +159,9 @@ def resumed(starts, origin):
     """Seconds from ``origin`` to the first start after it that opens a window of RESUMED_WINDOW_S with at least
     RESUMED_STARTS starts; None when there is none (too few tasks left after the failure)."""
     after = sorted(s for s in starts if s >= origin)
-    for i, start in enumerate(after):
-        if len([s for s in after[i:i + RESUMED_STARTS] if s < start + RESUMED_WINDOW_S]) >= RESUMED_STARTS:
-            return start - origin
+    for first, last in zip(after, after[RESUMED_STARTS - 1:]):
+        if last < first + RESUMED_WINDOW_S:
+            return first - origin
     return None
 
 

@@ -106,8 +106,10 @@ def new_leader(inv, via, old):
     return leader if leader != old else None
 
 
-# an answer of the API that failed the fan-out's polling in the outage: the run went on, its figures are read after
-POLL_ERROR = "; the fan-out's polling met (figures read after the outage): "
+def poll_error(result):
+    """The API's answer that failed the fan-out's polling in the outage, for a FIGURE line ('' when none): the run
+    went on, its figures are read after."""
+    return f"; the fan-out's polling met (figures read after the outage): {result['error']}" if result["error"] else ""
 
 
 def leader_kill(inv, n, lead_in=LEAD_IN_S):
@@ -149,7 +151,7 @@ def leader_kill(inv, n, lead_in=LEAD_IN_S):
           f"{result['writer_acknowledged']}, lost {result['writer_lost']}, longest write gap "
           f"{result['writer_gap_s']:.1f} s; fan-out of {n}: longest stall {result['fanout_stall_s']:.1f} s, "
           f"lost {result['fanout_lost']}, run twice {result['fanout_run_twice']}"
-          f"{POLL_ERROR + result['error'] if result['error'] else ''}", flush=True)
+          f"{poll_error(result)}", flush=True)
     return result
 
 
@@ -172,7 +174,7 @@ def broker_stop(inv, n, hold=BROKER_HOLD_S, lead_in=LEAD_IN_S):
     result = {"victim": victim, "hold_s": hold, "events_s": events, **fanout}
     print(f"FIGURE bench broker_stop: stopped rabbitmq-server on {victim} (Celery queue leader) for {hold} s "
           f"during a fan-out of {n}: longest stall {result['fanout_stall_s']:.1f} s, lost {result['fanout_lost']}, "
-          f"run twice {result['fanout_run_twice']}{POLL_ERROR + result['error'] if result['error'] else ''}", flush=True)
+          f"run twice {result['fanout_run_twice']}{poll_error(result)}", flush=True)
     return result
 
 

@@ -168,12 +168,13 @@ def scan_file(path, out=sys.stdout):
     """Print ``path``'s findings; (lines, findings, error or None). A file that cannot be read to its end (a
     .gz cut short) still reports what came before the error."""
     opener = gzip.open if path.endswith(".gz") else open
+    name = os.path.basename(path)
     lines = findings = 0
     try:
         with opener(path, "rt", encoding="utf-8", errors="replace") as f:
             for lineno, line in enumerate(f, 1):
                 lines += 1
-                for _start, digits, scheme in find_pans(without_known_ids(line, os.path.basename(path))):
+                for _start, digits, scheme in find_pans(without_known_ids(line, name)):
                     findings += 1
                     print(f"{path}:{lineno}: PAN-like number {mask(digits)} ({scheme})", file=out)
     except (OSError, EOFError, zlib.error) as e:  # EOFError, zlib.error: a truncated or corrupt .gz
